@@ -1,0 +1,163 @@
+// CUDA implementation of sequence pooling. See sequence_pool.h for the
+// contract. One thread owns one (batch row, column) pair and walks its steps;
+// neighbouring threads own neighbouring columns, so every step's loads and
+// stores are coalesced.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cc/kernels/float_types.h"
+#include "cc/kernels/sequence_pool.h"
+#include "cc/kernels/sequence_pool_rows.h"
+
+namespace deepctr_ops {
+namespace kernels {
+namespace {
+
+constexpr int kThreadsPerBlock = 256;
+
+// Max over the row's competing steps (see RowMax in sequence_pool.cc).
+// `shifted` tells whether padded steps compete, shifted down by 1e9.
+template <typename T, typename Acc>
+__device__ Acc ColumnMax(const RowPlan& plan, const T* x, int64_t stride,
+                         bool* has_steps, bool* shifted) {
+  Acc max = -static_cast<Acc>(INFINITY);
+  *shifted = plan.valid_count == 0;
+  *has_steps = plan.valid_count > 0 || (plan.padded && plan.extent > 0);
+  if (!*has_steps) return EmptyRowMax<Acc>(plan);
+  const Acc shift = *shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+  const int64_t end = *shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
+  for (int64_t t = 0; t < end; ++t) {
+    if (!*shifted && !StepIsValid(plan, t)) continue;
+    const Acc v = ToAccumulator(x[t * stride]) - shift;
+    max = v > max ? v : max;
+  }
+  return max;
+}
+
+template <typename T, typename Index>
+__global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
+                                  const T* __restrict__ values,
+                                  T* __restrict__ output) {
+  using Acc = typename AccumulatorOf<T>::Type;
+  const int64_t total = rows.batch * rows.depth;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+       idx < total; idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = idx / rows.depth;
+    const int64_t e = idx - b * rows.depth;
+    const RowPlan plan = PlanRow(rows, b);
+    const T* x = values + plan.begin * rows.depth + e;
+    Acc acc;
+    if (mode == PoolMode::kMax) {
+      bool has_steps, shifted;
+      acc = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &shifted);
+    } else {
+      acc = Acc(0);
+      const int64_t end = plan.mask ? plan.extent : plan.valid_end;
+      for (int64_t t = 0; t < end; ++t) {
+        if (StepIsValid(plan, t)) acc += ToAccumulator(x[t * rows.depth]);
+      }
+      if (mode == PoolMode::kMean) acc /= MeanDivisor<Acc>(plan);
+    }
+    output[idx] = FromAccumulator<T>(acc);
+  }
+}
+
+template <typename T, typename Index>
+__global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
+                                   const T* __restrict__ values,
+                                   const T* __restrict__ grad_output,
+                                   T* __restrict__ grad_values) {
+  using Acc = typename AccumulatorOf<T>::Type;
+  const int64_t total = rows.batch * rows.depth;
+  const T zero = FromAccumulator<T>(Acc(0));
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+       idx < total; idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = idx / rows.depth;
+    const int64_t e = idx - b * rows.depth;
+    const RowPlan plan = PlanRow(rows, b);
+    const int64_t offset = plan.begin * rows.depth + e;
+    const T* x = values + offset;
+    T* g = grad_values + offset;
+    const Acc grad = ToAccumulator(grad_output[idx]);
+    if (mode != PoolMode::kMax) {
+      const Acc divisor = mode == PoolMode::kMean ? MeanDivisor<Acc>(plan) : Acc(1);
+      const T scaled = FromAccumulator<T>(grad / divisor);
+      for (int64_t t = 0; t < plan.extent; ++t) {
+        g[t * rows.depth] = StepIsValid(plan, t) ? scaled : zero;
+      }
+      continue;
+    }
+    bool has_steps, shifted;
+    const Acc max = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &shifted);
+    if (!has_steps) continue;
+    const Acc shift = shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+    Acc ties = 0;
+    for (int64_t t = 0; t < plan.extent; ++t) {
+      if (!shifted && !StepIsValid(plan, t)) continue;
+      ties += ToAccumulator(x[t * rows.depth]) - shift == max ? Acc(1) : Acc(0);
+    }
+    const T share = FromAccumulator<T>((Acc(1) / ties) * grad);
+    for (int64_t t = 0; t < plan.extent; ++t) {
+      const bool competes = shifted || StepIsValid(plan, t);
+      g[t * rows.depth] =
+          competes && ToAccumulator(x[t * rows.depth]) - shift == max ? share : zero;
+    }
+  }
+}
+
+int BlocksFor(int64_t total) {
+  const int64_t blocks = (total + kThreadsPerBlock - 1) / kThreadsPerBlock;
+  return static_cast<int>(blocks < 65535 * 32 ? blocks : 65535 * 32);
+}
+
+Status CheckLaunch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) return Status::Ok();
+  return Status::Internal(std::string(what) + " launch failed: " +
+                          cudaGetErrorString(err));
+}
+
+}  // namespace
+
+template <typename T, typename Index>
+Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
+                                 const T* values, T* output, void* stream) {
+  const int64_t total = rows.batch * rows.depth;
+  if (total == 0) return Status::Ok();
+  PoolForwardKernel<T, Index>
+      <<<BlocksFor(total), kThreadsPerBlock, 0, static_cast<cudaStream_t>(stream)>>>(
+          rows, mode, values, output);
+  return CheckLaunch("SequencePool forward");
+}
+
+template <typename T, typename Index>
+Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
+                                  const T* values, const T* grad_output,
+                                  T* grad_values, void* stream) {
+  const int64_t total = rows.batch * rows.depth;
+  if (total == 0) return Status::Ok();
+  PoolBackwardKernel<T, Index>
+      <<<BlocksFor(total), kThreadsPerBlock, 0, static_cast<cudaStream_t>(stream)>>>(
+          rows, mode, values, grad_output, grad_values);
+  return CheckLaunch("SequencePool backward");
+}
+
+#define DEEPCTR_OPS_INSTANTIATE_POOL_GPU(T, Index)                            \
+  template Status LaunchSequencePoolForward<T, Index>(                        \
+      const PoolRows<Index>&, PoolMode, const T*, T*, void*);                 \
+  template Status LaunchSequencePoolBackward<T, Index>(                       \
+      const PoolRows<Index>&, PoolMode, const T*, const T*, T*, void*);
+
+#define DEEPCTR_OPS_INSTANTIATE_POOL_GPU_INDEX(Index) \
+  DEEPCTR_OPS_INSTANTIATE_POOL_GPU(float, Index)     \
+  DEEPCTR_OPS_INSTANTIATE_POOL_GPU(double, Index)    \
+  DEEPCTR_OPS_INSTANTIATE_POOL_GPU(Half, Index)      \
+  DEEPCTR_OPS_INSTANTIATE_POOL_GPU(BFloat16, Index)
+
+DEEPCTR_OPS_INSTANTIATE_POOL_GPU_INDEX(int32_t)
+DEEPCTR_OPS_INSTANTIATE_POOL_GPU_INDEX(int64_t)
+
+}  // namespace kernels
+}  // namespace deepctr_ops

@@ -1,0 +1,92 @@
+// Length-aware sequence pooling (DeepCTR SequencePoolingLayer), TF-free.
+//
+// Contract shared by the CPU and CUDA implementations:
+// * `values` is a row-major matrix [num_steps, depth]. Dense layouts store
+//   batch row b at steps [b*max_time, (b+1)*max_time); the ragged layout at
+//   steps [row_splits[b], row_splits[b+1]).
+// * Which steps of a batch row are valid:
+//     kLengths: t < clamp(lengths[b], 0, max_time), as tf.sequence_mask does;
+//     kMask:    mask[b*max_time + t] is true (any pattern);
+//     kRagged:  every step of the row.
+// * Output is [batch, depth]:
+//     sum:  sum of the valid steps (0 for an empty row);
+//     mean: that sum / (length + 1e-8). `length` is the raw, unclamped
+//           lengths[b] (DeepCTR divides by it), the mask count, or the ragged
+//           row length;
+//     max:  max of the valid steps. A dense row with no valid step returns
+//           max_t(x[t] - 1e9) over all its padded steps (-inf when max_time is
+//           0); an empty ragged row returns -1e9, what zero padding would give.
+//   The forward reads only valid steps, except for that empty-row case. So,
+//   unlike DeepCTR, padded steps never compete (shifted by 1e9) in a row that
+//   has a valid step; that differs only when a padded value exceeds every
+//   valid one of its row by more than 1e9.
+// * The backward writes every element of grad_values exactly once: the
+//   pooled gradient (sum), divided by the mean's divisor (mean), or split
+//   evenly over the tied maxima as TF's reduce_max gradient does (max), and 0
+//   everywhere else.
+// * 16-bit types accumulate in float; float and double in their own type.
+#ifndef DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_H_
+#define DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_H_
+
+#include <cstdint>
+
+#include "cc/kernels/parallel_for.h"
+#include "cc/kernels/status.h"
+
+namespace deepctr_ops {
+namespace kernels {
+
+enum class PoolMode : int32_t { kSum = 0, kMean = 1, kMax = 2 };
+enum class RowLayout : int32_t { kLengths = 0, kMask = 1, kRagged = 2 };
+
+// Parses "sum" | "mean" | "max".
+Status ParsePoolMode(const char* name, PoolMode* mode);
+
+// Where each batch row's steps live. Pointers may be device pointers for the
+// CUDA launchers; only the one the layout names is read.
+template <typename Index>
+struct PoolRows {
+  RowLayout layout = RowLayout::kLengths;
+  int64_t batch = 0;
+  int64_t max_time = 0;   // Dense layouts: T. Unused for kRagged.
+  int64_t depth = 0;      // E.
+  int64_t num_steps = 0;  // Rows of `values`: batch*max_time, or N (ragged).
+  const Index* lengths = nullptr;     // kLengths: [batch].
+  const bool* mask = nullptr;         // kMask: [batch, max_time].
+  const Index* row_splits = nullptr;  // kRagged: [batch + 1].
+};
+
+// Rejects ragged row_splits that do not start at 0, decrease, or do not end at
+// num_steps (host memory only). Other layouts always pass: lengths are clamped.
+template <typename Index>
+Status ValidatePoolRows(const PoolRows<Index>& rows);
+
+// CPU. `values`, `output`, ... are host pointers. T is float, double, Half or
+// BFloat16; Index is int32_t or int64_t. Calls ValidatePoolRows first.
+template <typename T, typename Index>
+Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
+                              const T* values, T* output,
+                              const ParallelFor& parallel_for);
+
+template <typename T, typename Index>
+Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
+                               const T* values, const T* grad_output,
+                               T* grad_values, const ParallelFor& parallel_for);
+
+// CUDA, asynchronous on `stream` (a cudaStream_t; nullptr is the default
+// stream). All pointers are device pointers. Ragged row_splits cannot be
+// checked without a device-to-host copy, so the GPU clamps them into
+// [0, num_steps] instead of rejecting them: never an out-of-bounds access.
+template <typename T, typename Index>
+Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
+                                 const T* values, T* output, void* stream);
+
+template <typename T, typename Index>
+Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
+                                  const T* values, const T* grad_output,
+                                  T* grad_values, void* stream);
+
+}  // namespace kernels
+}  // namespace deepctr_ops
+
+#endif  // DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_H_

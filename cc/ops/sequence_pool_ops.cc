@@ -1,0 +1,145 @@
+// Op definitions and shape functions of the sequence pooling family.
+// The names are a public API: SavedModels store them. Never rename one.
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace deepctr_ops {
+namespace {
+
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+constexpr char kModeAttr[] = "mode: {'sum', 'mean', 'max'}";
+constexpr char kValueTypes[] = "T: {float, double, half, bfloat16}";
+
+// lengths is [B] or [B, 1]; returns its B.
+absl::Status LengthsBatch(InferenceContext* c, int input, DimensionHandle* batch) {
+  ShapeHandle lengths = c->input(input);
+  if (!c->RankKnown(lengths)) {
+    *batch = c->UnknownDim();
+    return absl::OkStatus();
+  }
+  const int rank = c->Rank(lengths);
+  if (rank != 1 && rank != 2) {
+    return absl::InvalidArgumentError(
+        "lengths must have shape [batch] or [batch, 1], got " + c->DebugString(lengths));
+  }
+  if (rank == 2) {
+    DimensionHandle one;
+    TF_RETURN_IF_ERROR(c->WithValue(c->Dim(lengths, 1), 1, &one));
+  }
+  *batch = c->Dim(lengths, 0);
+  return absl::OkStatus();
+}
+
+// Dense forward: values [B, T, E], lengths or mask -> pooled [B, 1, E].
+absl::Status DenseForwardShape(InferenceContext* c, bool is_mask) {
+  ShapeHandle values;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &values));
+  DimensionHandle batch = c->Dim(values, 0);
+  if (is_mask) {
+    ShapeHandle mask;
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &mask));
+    TF_RETURN_IF_ERROR(c->Merge(batch, c->Dim(mask, 0), &batch));
+    DimensionHandle time;
+    TF_RETURN_IF_ERROR(c->Merge(c->Dim(values, 1), c->Dim(mask, 1), &time));
+  } else {
+    DimensionHandle lengths_batch;
+    TF_RETURN_IF_ERROR(LengthsBatch(c, 1, &lengths_batch));
+    TF_RETURN_IF_ERROR(c->Merge(batch, lengths_batch, &batch));
+  }
+  c->set_output(0, c->MakeShape({batch, c->MakeDim(1), c->Dim(values, 2)}));
+  return absl::OkStatus();
+}
+
+// Ragged forward: values [N, E], row_splits [B + 1] -> pooled [B, 1, E].
+absl::Status RaggedForwardShape(InferenceContext* c) {
+  ShapeHandle values, splits;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &values));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &splits));
+  DimensionHandle batch;
+  TF_RETURN_IF_ERROR(c->Subtract(c->Dim(splits, 0), 1, &batch));
+  c->set_output(0, c->MakeShape({batch, c->MakeDim(1), c->Dim(values, 1)}));
+  return absl::OkStatus();
+}
+
+// Every gradient: grad_values has the shape of values; grad is [B, 1, E].
+absl::Status GradShape(InferenceContext* c) {
+  ShapeHandle grad;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 3, &grad));
+  DimensionHandle one;
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(grad, 1), 1, &one));
+  c->set_output(0, c->input(0));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("DeepCTR>SequencePool")
+    .Input("values: T")
+    .Input("lengths: Tlen")
+    .Output("pooled: T")
+    .Attr(kModeAttr)
+    .Attr(kValueTypes)
+    .Attr("Tlen: {int32, int64} = DT_INT32")
+    .SetShapeFn([](InferenceContext* c) { return DenseForwardShape(c, false); })
+    .Doc(R"doc(
+Pools values [B, T, E] over the first lengths[b] steps (clamped to [0, T]) into
+[B, 1, E], with DeepCTR SequencePoolingLayer's sum/mean/max semantics.
+)doc");
+
+REGISTER_OP("DeepCTR>SequencePoolGrad")
+    .Input("values: T")
+    .Input("lengths: Tlen")
+    .Input("grad: T")
+    .Output("grad_values: T")
+    .Attr(kModeAttr)
+    .Attr(kValueTypes)
+    .Attr("Tlen: {int32, int64} = DT_INT32")
+    .SetShapeFn(GradShape);
+
+REGISTER_OP("DeepCTR>MaskedSequencePool")
+    .Input("values: T")
+    .Input("mask: bool")
+    .Output("pooled: T")
+    .Attr(kModeAttr)
+    .Attr(kValueTypes)
+    .SetShapeFn([](InferenceContext* c) { return DenseForwardShape(c, true); })
+    .Doc(R"doc(
+Pools values [B, T, E] over the steps where mask [B, T] is true (any pattern).
+)doc");
+
+REGISTER_OP("DeepCTR>MaskedSequencePoolGrad")
+    .Input("values: T")
+    .Input("mask: bool")
+    .Input("grad: T")
+    .Output("grad_values: T")
+    .Attr(kModeAttr)
+    .Attr(kValueTypes)
+    .SetShapeFn(GradShape);
+
+REGISTER_OP("DeepCTR>RaggedSequencePool")
+    .Input("values: T")
+    .Input("row_splits: Tsplits")
+    .Output("pooled: T")
+    .Attr(kModeAttr)
+    .Attr(kValueTypes)
+    .Attr("Tsplits: {int32, int64} = DT_INT64")
+    .SetShapeFn(RaggedForwardShape)
+    .Doc(R"doc(
+Pools the rows of a ragged [B, None, E] tensor given as flat values [N, E] and
+row_splits [B + 1] into [B, 1, E]. An empty row pools like a zero-padded one.
+)doc");
+
+REGISTER_OP("DeepCTR>RaggedSequencePoolGrad")
+    .Input("values: T")
+    .Input("row_splits: Tsplits")
+    .Input("grad: T")
+    .Output("grad_values: T")
+    .Attr(kModeAttr)
+    .Attr(kValueTypes)
+    .Attr("Tsplits: {int32, int64} = DT_INT64")
+    .SetShapeFn(GradShape);
+
+}  // namespace deepctr_ops

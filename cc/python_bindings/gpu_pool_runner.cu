@@ -1,0 +1,143 @@
+#include "cc/python_bindings/gpu_pool_runner.h"
+
+#include <cuda_runtime.h>
+
+#include <string>
+#include <vector>
+
+#include "cc/kernels/float_types.h"
+
+namespace deepctr_ops {
+namespace bindings {
+namespace {
+
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+  }
+  cudaError_t Allocate(size_t bytes) {
+    // cudaMalloc(0) may return null; keep a valid pointer for empty tensors.
+    return cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
+  }
+  void* get() const { return ptr_; }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+kernels::Status CudaStatus(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return kernels::Status::Ok();
+  return kernels::Status::Internal(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+#define DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(expr, what)        \
+  do {                                                      \
+    kernels::Status _s = CudaStatus((expr), (what));        \
+    if (!_s.ok()) return _s;                                \
+  } while (0)
+
+template <typename V>
+kernels::Status Upload(const V* host, size_t count, DeviceBuffer* buffer) {
+  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(buffer->Allocate(count * sizeof(V)), "cudaMalloc");
+  if (count == 0) return kernels::Status::Ok();
+  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy(buffer->get(), host, count * sizeof(V), cudaMemcpyHostToDevice),
+      "cudaMemcpy to device");
+  return kernels::Status::Ok();
+}
+
+}  // namespace
+
+int CudaDeviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // Clear the sticky "no device" error.
+    return 0;
+  }
+  return count;
+}
+
+template <typename T, typename Index>
+kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
+                                     kernels::PoolMode mode, const T* values,
+                                     const T* grad_output, T* result, int repeats,
+                                     double* milliseconds) {
+  const size_t value_count = static_cast<size_t>(rows.num_steps * rows.depth);
+  const size_t pooled_count = static_cast<size_t>(rows.batch * rows.depth);
+  DeviceBuffer d_values, d_rows, d_grad, d_result;
+  kernels::Status s = Upload(values, value_count, &d_values);
+  if (!s.ok()) return s;
+  kernels::PoolRows<Index> device_rows = rows;
+  switch (rows.layout) {
+    case kernels::RowLayout::kLengths:
+      s = Upload(rows.lengths, static_cast<size_t>(rows.batch), &d_rows);
+      device_rows.lengths = static_cast<const Index*>(d_rows.get());
+      break;
+    case kernels::RowLayout::kMask:
+      s = Upload(rows.mask, static_cast<size_t>(rows.batch * rows.max_time), &d_rows);
+      device_rows.mask = static_cast<const bool*>(d_rows.get());
+      break;
+    case kernels::RowLayout::kRagged:
+      s = Upload(rows.row_splits, static_cast<size_t>(rows.batch + 1), &d_rows);
+      device_rows.row_splits = static_cast<const Index*>(d_rows.get());
+      break;
+  }
+  if (!s.ok()) return s;
+  const bool backward = grad_output != nullptr;
+  if (backward) {
+    s = Upload(grad_output, pooled_count, &d_grad);
+    if (!s.ok()) return s;
+  }
+  const size_t result_count = backward ? value_count : pooled_count;
+  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(d_result.Allocate(result_count * sizeof(T)), "cudaMalloc");
+
+  auto launch = [&]() {
+    const T* dv = static_cast<const T*>(d_values.get());
+    T* dr = static_cast<T*>(d_result.get());
+    return backward ? kernels::LaunchSequencePoolBackward(
+                          device_rows, mode, dv, static_cast<const T*>(d_grad.get()), dr,
+                          nullptr)
+                    : kernels::LaunchSequencePoolForward(device_rows, mode, dv, dr, nullptr);
+  };
+  s = launch();  // Warm-up, and the run whose result is returned.
+  if (!s.ok()) return s;
+  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize(), "kernel");
+  if (result_count > 0) {
+    DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
+        cudaMemcpy(result, d_result.get(), result_count * sizeof(T), cudaMemcpyDeviceToHost),
+        "cudaMemcpy to host");
+  }
+  cudaEvent_t start, stop;
+  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&start), "cudaEventCreate");
+  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop), "cudaEventCreate");
+  const int runs = repeats < 1 ? 1 : repeats;
+  cudaEventRecord(start);
+  for (int i = 0; i < runs && s.ok(); ++i) s = launch();
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  *milliseconds = static_cast<double>(ms) / runs;
+  return s;
+}
+
+#define DEEPCTR_OPS_INSTANTIATE_RUNNER(T, Index)                                     \
+  template kernels::Status RunSequencePoolOnGpu<T, Index>(                           \
+      const kernels::PoolRows<Index>&, kernels::PoolMode, const T*, const T*, T*, int, \
+      double*);
+#define DEEPCTR_OPS_INSTANTIATE_RUNNER_INDEX(Index)          \
+  DEEPCTR_OPS_INSTANTIATE_RUNNER(float, Index)              \
+  DEEPCTR_OPS_INSTANTIATE_RUNNER(double, Index)             \
+  DEEPCTR_OPS_INSTANTIATE_RUNNER(kernels::Half, Index)      \
+  DEEPCTR_OPS_INSTANTIATE_RUNNER(kernels::BFloat16, Index)
+DEEPCTR_OPS_INSTANTIATE_RUNNER_INDEX(int32_t)
+DEEPCTR_OPS_INSTANTIATE_RUNNER_INDEX(int64_t)
+
+}  // namespace bindings
+}  // namespace deepctr_ops

@@ -1,0 +1,205 @@
+// pybind11 module `deepctr_ops._kernels`: the TF-free kernels on numpy arrays,
+// on the CPU always and on the GPU when built with CUDA. It lets the kernels
+// be tested where TensorFlow is absent (the lent GPU machines).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cc/kernels/float_types.h"
+#include "cc/kernels/parallel_for.h"
+#include "cc/kernels/sequence_pool.h"
+
+#if DEEPCTR_OPS_WITH_CUDA
+#include "cc/python_bindings/gpu_pool_runner.h"
+constexpr bool kCudaBuilt = true;
+#else
+constexpr bool kCudaBuilt = false;
+#endif
+
+namespace py = pybind11;
+
+namespace deepctr_ops {
+namespace bindings {
+namespace {
+
+using kernels::PoolMode;
+using kernels::PoolRows;
+using kernels::RowLayout;
+
+// Binds the kernels' threading seam to plain std::threads.
+kernels::ParallelFor ThreadedFor(int threads) {
+  return [threads](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    const int64_t n = std::min<int64_t>(std::max(threads, 1), total);
+    if (n <= 1) {
+      kernels::SerialFor(total, 0, fn);
+      return;
+    }
+    std::vector<std::thread> pool;
+    const int64_t chunk = (total + n - 1) / n;
+    for (int64_t begin = 0; begin < total; begin += chunk) {
+      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
+    }
+    for (auto& t : pool) t.join();
+  };
+}
+
+void ThrowIfError(const kernels::Status& s) {
+  if (!s.ok()) throw py::value_error(s.message());
+}
+
+RowLayout ParseLayout(const std::string& layout) {
+  if (layout == "lengths") return RowLayout::kLengths;
+  if (layout == "mask") return RowLayout::kMask;
+  if (layout == "ragged") return RowLayout::kRagged;
+  throw py::value_error("layout must be 'lengths', 'mask' or 'ragged', got '" + layout + "'");
+}
+
+std::string DtypeName(const py::array& a) {
+  return py::str(a.dtype().attr("name")).cast<std::string>();
+}
+
+struct Request {
+  RowLayout layout;
+  PoolMode mode;
+  bool gpu;
+  int threads;
+  int repeats;
+};
+
+// Typed worker: T is the kernel element type, Index the row index type.
+template <typename T, typename Index>
+py::tuple Run(const Request& req, const py::array& values, const py::array& row_info,
+              const py::object& grad) {
+  if (!(values.flags() & py::array::c_style) || !(row_info.flags() & py::array::c_style)) {
+    throw py::value_error("arrays must be C-contiguous");
+  }
+  PoolRows<Index> rows;
+  rows.layout = req.layout;
+  if (req.layout == RowLayout::kRagged) {
+    if (values.ndim() != 2) throw py::value_error("values must be [num_values, embedding]");
+    if (row_info.ndim() != 1 || row_info.size() < 1) {
+      throw py::value_error("row_splits must be a non-empty vector");
+    }
+    rows.batch = row_info.size() - 1;
+    rows.depth = values.shape(1);
+    rows.num_steps = values.shape(0);
+    rows.row_splits = static_cast<const Index*>(row_info.data());
+  } else {
+    if (values.ndim() != 3) throw py::value_error("values must be [batch, time, embedding]");
+    rows.batch = values.shape(0);
+    rows.max_time = values.shape(1);
+    rows.depth = values.shape(2);
+    rows.num_steps = rows.batch * rows.max_time;
+    if (req.layout == RowLayout::kMask) {
+      if (row_info.ndim() != 2 || row_info.shape(0) != rows.batch ||
+          row_info.shape(1) != rows.max_time) {
+        throw py::value_error("mask must be [batch, time]");
+      }
+      rows.mask = static_cast<const bool*>(row_info.data());
+    } else {
+      if (row_info.size() != rows.batch) throw py::value_error("lengths must have batch entries");
+      rows.lengths = static_cast<const Index*>(row_info.data());
+    }
+  }
+  const T* grad_ptr = nullptr;
+  py::array grad_array;
+  if (!grad.is_none()) {
+    grad_array = py::array::ensure(grad, py::array::c_style);
+    if (!grad_array || grad_array.size() != rows.batch * rows.depth ||
+        !grad_array.dtype().is(values.dtype())) {
+      throw py::value_error("grad must be [batch, 1, embedding] with the dtype of values");
+    }
+    grad_ptr = static_cast<const T*>(grad_array.data());
+  }
+  std::vector<py::ssize_t> shape;
+  if (grad_ptr != nullptr) {
+    shape.assign(values.shape(), values.shape() + values.ndim());
+  } else {
+    shape = {static_cast<py::ssize_t>(rows.batch), 1, static_cast<py::ssize_t>(rows.depth)};
+  }
+  py::array result(values.dtype(), shape);
+  T* out = static_cast<T*>(result.mutable_data());
+  const T* in = static_cast<const T*>(values.data());
+  double milliseconds = 0.0;
+  if (req.gpu) {
+#if DEEPCTR_OPS_WITH_CUDA
+    ThrowIfError(kernels::ValidatePoolRows(rows));
+    py::gil_scoped_release release;
+    ThrowIfError(RunSequencePoolOnGpu(rows, req.mode, in, grad_ptr, out, req.repeats,
+                                      &milliseconds));
+#else
+    throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
+#endif
+  } else {
+    py::gil_scoped_release release;
+    const kernels::ParallelFor pf = ThreadedFor(req.threads);
+    ThrowIfError(grad_ptr != nullptr
+                     ? kernels::SequencePoolBackwardCpu(rows, req.mode, in, grad_ptr, out, pf)
+                     : kernels::SequencePoolForwardCpu(rows, req.mode, in, out, pf));
+  }
+  return py::make_tuple(result, milliseconds);
+}
+
+template <typename T>
+py::tuple DispatchIndex(const Request& req, const py::array& values,
+                        const py::array& row_info, const py::object& grad) {
+  if (req.layout == RowLayout::kMask) {
+    if (DtypeName(row_info) != "bool") throw py::value_error("mask must be a bool array");
+    return Run<T, int64_t>(req, values, row_info, grad);
+  }
+  const std::string name = DtypeName(row_info);
+  if (name == "int32") return Run<T, int32_t>(req, values, row_info, grad);
+  if (name == "int64") return Run<T, int64_t>(req, values, row_info, grad);
+  throw py::value_error("lengths/row_splits must be int32 or int64, got " + name);
+}
+
+py::tuple Pool(const py::array& values, const py::array& row_info, const std::string& mode,
+               const std::string& layout, const py::object& grad, const std::string& device,
+               int threads, int repeats) {
+  Request req;
+  req.layout = ParseLayout(layout);
+  ThrowIfError(kernels::ParsePoolMode(mode.c_str(), &req.mode));
+  if (device != "cpu" && device != "gpu") throw py::value_error("device must be 'cpu' or 'gpu'");
+  req.gpu = device == "gpu";
+  req.threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  req.repeats = repeats;
+  const std::string name = DtypeName(values);
+  if (name == "float32") return DispatchIndex<float>(req, values, row_info, grad);
+  if (name == "float64") return DispatchIndex<double>(req, values, row_info, grad);
+  if (name == "float16") return DispatchIndex<kernels::Half>(req, values, row_info, grad);
+  if (name == "bfloat16") return DispatchIndex<kernels::BFloat16>(req, values, row_info, grad);
+  throw py::value_error("values must be float32, float64, float16 or bfloat16, got " + name);
+}
+
+int GpuCount() {
+#if DEEPCTR_OPS_WITH_CUDA
+  return CudaDeviceCount();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+}  // namespace bindings
+}  // namespace deepctr_ops
+
+PYBIND11_MODULE(_kernels, m) {
+  m.doc() = "deepctr-ops TF-free kernels on numpy arrays (tests and GPU checks).";
+  m.attr("cuda_built") = py::bool_(kCudaBuilt);
+  m.def("gpu_count", &deepctr_ops::bindings::GpuCount, "Usable CUDA devices (0 without CUDA).");
+  m.def("sequence_pool", &deepctr_ops::bindings::Pool, py::arg("values"), py::arg("rows"),
+        py::arg("mode"), py::arg("layout") = "lengths", py::arg("grad") = py::none(),
+        py::arg("device") = "cpu", py::arg("threads") = 0, py::arg("repeats") = 1,
+        R"doc(Sequence pooling forward (grad=None) or backward.
+
+rows is lengths [B] (layout='lengths'), a bool mask [B, T] ('mask') or
+row_splits [B + 1] ('ragged'). Returns (result, milliseconds): the pooled
+[B, 1, E] array or grad_values, and on the GPU the mean time of one launch
+over `repeats` launches (0 on the CPU).)doc");
+}
