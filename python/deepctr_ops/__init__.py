@@ -1,1 +1,21 @@
-"""placeholder"""
+"""deepctr-ops: DeepCTR's sequence layers on fast TensorFlow custom ops.
+
+Importing the package loads the op library once (or raises an ImportError
+that says which TensorFlow/wheel to install) and registers the C++ gradient
+ops, so a SavedModel using the ops can be run and fine-tuned after
+``import deepctr_ops``.
+"""
+
+from __future__ import annotations
+
+from . import _loader
+from ._implementation import get_implementation, set_implementation
+
+_loader.load()
+
+from . import ops  # noqa: E402  (registers gradients)
+from .layers.sequence import custom_objects  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["custom_objects", "get_implementation", "ops", "set_implementation"]

@@ -1,0 +1,24 @@
+"""Keras 3 vs tf_keras differences, in one place.
+
+`tf.keras` is Keras 3 on TF 2.16+, or tf_keras when TF_USE_LEGACY_KERAS=1 is set
+before TensorFlow is imported. The layers subclass whichever is active.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+keras = tf.keras
+IS_KERAS_3 = keras.__version__.startswith("3.")
+Layer = keras.layers.Layer
+
+
+def register_serializable(cls: type) -> type:
+    """Registers a layer under "deepctr_ops>ClassName" for model loading."""
+    if IS_KERAS_3:
+        import keras as keras3
+
+        register = keras3.saving.register_keras_serializable
+    else:
+        register = keras.utils.register_keras_serializable
+    return register(package="deepctr_ops", name=cls.__name__)(cls)

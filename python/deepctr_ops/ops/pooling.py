@@ -1,0 +1,219 @@
+"""Length-aware sequence pooling: DeepCTR SequencePoolingLayer's math as ops.
+
+Three input layouts, each with sum / mean / max:
+* `sequence_pool(values [B,T,E], lengths [B] or [B,1])`;
+* `masked_sequence_pool(values [B,T,E], mask [B,T])` (any mask pattern);
+* `ragged_sequence_pool(tf.RaggedTensor [B,None,E])` (no padding at all).
+All return [B,1,E]. Semantics (DeepCTR's, see cc/kernels/sequence_pool.h):
+lengths are clamped to [0,T] like tf.sequence_mask; mean divides by
+`length + 1e-8`; max returns max_t(x - 1e9) for a row with no valid step and
+splits its gradient evenly over tied maxima. Float lengths, as DeepCTR callers
+feed them, are truncated for the mask and used untruncated as mean's divisor.
+
+Each op has a composite twin built from stock TF ops with the same numbers,
+used under XLA or with `set_implementation("tf")`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from .. import _implementation, _loader
+
+MODES = ("sum", "mean", "max")
+MAX_SHIFT = 1e9
+MEAN_EPSILON = 1e-8
+_HALF_TYPES = (tf.float16, tf.bfloat16)
+_VALUE_TYPES = (tf.float32, tf.float64, tf.float16, tf.bfloat16)
+
+
+def _gen():
+    return _loader.load()
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of 'sum', 'mean', 'max', got {mode!r}")
+    return mode
+
+
+def _check_values(values: tf.Tensor, rank: int, arg: str = "values") -> tf.Tensor:
+    values = tf.convert_to_tensor(values)
+    if values.dtype not in _VALUE_TYPES:
+        raise ValueError(
+            f"{arg} must be float32, float64, float16 or bfloat16, got {values.dtype.name}"
+        )
+    if values.shape.rank is not None and values.shape.rank != rank:
+        raise ValueError(f"{arg} must have rank {rank}, got shape {values.shape}")
+    return values
+
+
+def _accumulator(dtype: tf.DType) -> tf.DType:
+    return tf.float32 if dtype in _HALF_TYPES else dtype
+
+
+def _flat_lengths(lengths: tf.Tensor) -> tf.Tensor:
+    """[B] or [B,1] lengths -> [B], keeping the dtype."""
+    rank = lengths.shape.rank
+    if rank == 2:
+        if lengths.shape[1] is not None and lengths.shape[1] != 1:
+            raise ValueError(f"lengths must have shape [batch] or [batch, 1], got {lengths.shape}")
+        return tf.reshape(lengths, [-1])
+    if rank != 1:
+        raise ValueError(f"lengths must have shape [batch] or [batch, 1], got {lengths.shape}")
+    return lengths
+
+
+def mask_lengths(lengths: tf.Tensor) -> tf.Tensor:
+    """Integer lengths as tf.sequence_mask sees them (floats truncate to int32)."""
+    lengths = tf.convert_to_tensor(lengths)
+    if lengths.dtype.is_floating:
+        return tf.cast(lengths, tf.int32)
+    if lengths.dtype not in (tf.int32, tf.int64):
+        return tf.cast(lengths, tf.int64)
+    return lengths
+
+
+# ---- composite twins (stock TF ops, the same numbers as the kernels) --------
+
+
+def _dense_pool_twin(values, valid, divisor_base, mode):
+    """values [B,T,E], valid bool [B,T], divisor_base [B] -> [B,1,E]."""
+    acc = _accumulator(values.dtype)
+    x = tf.cast(values, acc)
+    valid3 = valid[:, :, tf.newaxis]
+    if mode == "max":
+        row_empty = tf.logical_not(tf.reduce_any(valid, axis=1))[:, tf.newaxis, tf.newaxis]
+        # Rows with a valid step ignore padding; empty rows shift all steps.
+        shifted = tf.where(row_empty, x - tf.constant(MAX_SHIFT, acc), tf.constant(-float("inf"), acc))
+        pooled = tf.reduce_max(tf.where(valid3, x, shifted), axis=1, keepdims=True)
+    else:
+        pooled = tf.reduce_sum(tf.where(valid3, x, tf.zeros_like(x)), axis=1, keepdims=True)
+        if mode == "mean":
+            divisor = tf.cast(divisor_base, acc) + tf.constant(MEAN_EPSILON, acc)
+            pooled = pooled / divisor[:, tf.newaxis, tf.newaxis]
+    return tf.cast(pooled, values.dtype)
+
+
+def _ragged_pool_twin(flat_values, row_splits, mode):
+    acc = _accumulator(flat_values.dtype)
+    x = tf.cast(flat_values, acc)
+    batch = tf.shape(row_splits, out_type=row_splits.dtype)[0] - 1
+    segment_ids = tf.ragged.row_splits_to_segment_ids(row_splits)
+    row_lengths = row_splits[1:] - row_splits[:-1]
+    if mode == "max":
+        pooled = tf.math.unsorted_segment_max(x, segment_ids, batch)
+        pooled = tf.where((row_lengths > 0)[:, tf.newaxis], pooled, tf.constant(-MAX_SHIFT, acc))
+    else:
+        pooled = tf.math.unsorted_segment_sum(x, segment_ids, batch)
+        if mode == "mean":
+            divisor = tf.cast(row_lengths, acc) + tf.constant(MEAN_EPSILON, acc)
+            pooled = pooled / divisor[:, tf.newaxis]
+    return tf.cast(pooled[:, tf.newaxis, :], flat_values.dtype)
+
+
+# ---- public wrappers ---------------------------------------------------------
+
+
+def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) -> tf.Tensor:
+    """Pools values [B,T,E] over the first `lengths` steps -> [B,1,E].
+
+    lengths: [B] or [B,1], int32/int64, or float (truncated for the mask, used
+    untruncated as mean's divisor, as DeepCTR does). Values outside [0,T] are
+    clamped for the mask; mean still divides by the raw length, as DeepCTR does.
+    """
+    _check_mode(mode)
+    with tf.name_scope(name or "sequence_pool"):
+        values = _check_values(values, 3)
+        raw = tf.convert_to_tensor(lengths)
+        flat = _flat_lengths(raw)
+        int_lengths = mask_lengths(flat)
+        float_divisor = flat.dtype.is_floating and mode == "mean"
+        op_mode = "sum" if float_divisor else mode
+        if _implementation.use_custom_op():
+            pooled = _gen().DeepCTR_SequencePool(values=values, lengths=int_lengths, mode=op_mode)
+        else:
+            valid = tf.sequence_mask(int_lengths, tf.shape(values)[1])
+            pooled = _dense_pool_twin(values, valid, tf.cast(flat, tf.float64), op_mode)
+        if float_divisor:
+            acc = _accumulator(values.dtype)
+            divisor = tf.cast(flat, acc) + tf.constant(MEAN_EPSILON, acc)
+            pooled = tf.cast(tf.cast(pooled, acc) / divisor[:, tf.newaxis, tf.newaxis], values.dtype)
+        return pooled
+
+
+def masked_sequence_pool(values, mask, mode: str = "mean", name: str | None = None) -> tf.Tensor:
+    """Pools values [B,T,E] over the steps where mask [B,T] is true -> [B,1,E].
+
+    The mean divides by the number of true entries (+1e-8), as DeepCTR's
+    `supports_masking=True` mode does.
+    """
+    _check_mode(mode)
+    with tf.name_scope(name or "masked_sequence_pool"):
+        values = _check_values(values, 3)
+        mask = tf.convert_to_tensor(mask)
+        if mask.dtype != tf.bool:
+            mask = tf.cast(mask, tf.bool)
+        if mask.shape.rank is not None and mask.shape.rank != 2:
+            raise ValueError(f"mask must have shape [batch, time], got {mask.shape}")
+        if _implementation.use_custom_op():
+            return _gen().DeepCTR_MaskedSequencePool(values=values, mask=mask, mode=mode)
+        count = tf.reduce_sum(tf.cast(mask, tf.float64), axis=1)
+        return _dense_pool_twin(values, mask, count, mode)
+
+
+def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
+                         name: str | None = None) -> tf.Tensor:
+    """Pools a ragged [B,None,E] sequence -> [B,1,E], without padding.
+
+    Pass a tf.RaggedTensor (ragged_rank 1), or its flat values [N,E] and
+    row_splits [B+1]. An empty row pools like a zero-padded one: 0 for sum and
+    mean, -1e9 for max.
+    """
+    _check_mode(mode)
+    with tf.name_scope(name or "ragged_sequence_pool"):
+        if isinstance(values, tf.RaggedTensor):
+            if row_splits is not None:
+                raise ValueError("row_splits must be None when values is a tf.RaggedTensor")
+            if values.ragged_rank != 1:
+                raise ValueError(
+                    f"values must be a [batch, None, embedding] RaggedTensor with ragged_rank 1, "
+                    f"got ragged_rank {values.ragged_rank}"
+                )
+            values, row_splits = values.values, values.row_splits
+        elif row_splits is None:
+            raise ValueError("row_splits is required when values is not a tf.RaggedTensor")
+        values = _check_values(values, 2, "values (flat ragged values)")
+        row_splits = tf.convert_to_tensor(row_splits)
+        if row_splits.dtype not in (tf.int32, tf.int64):
+            raise ValueError(f"row_splits must be int32 or int64, got {row_splits.dtype.name}")
+        if _implementation.use_custom_op():
+            return _gen().DeepCTR_RaggedSequencePool(values=values, row_splits=row_splits, mode=mode)
+        return _ragged_pool_twin(values, row_splits, mode)
+
+
+# ---- gradients: C++ grad ops, registered once at import ----------------------
+
+
+@tf.RegisterGradient("DeepCTR>SequencePool")
+def _sequence_pool_grad(op, grad):
+    values, lengths = op.inputs
+    grad_values = _gen().DeepCTR_SequencePoolGrad(
+        values=values, lengths=lengths, grad=grad, mode=op.get_attr("mode"))
+    return [grad_values, None]
+
+
+@tf.RegisterGradient("DeepCTR>MaskedSequencePool")
+def _masked_sequence_pool_grad(op, grad):
+    values, mask = op.inputs
+    grad_values = _gen().DeepCTR_MaskedSequencePoolGrad(
+        values=values, mask=mask, grad=grad, mode=op.get_attr("mode"))
+    return [grad_values, None]
+
+
+@tf.RegisterGradient("DeepCTR>RaggedSequencePool")
+def _ragged_sequence_pool_grad(op, grad):
+    values, row_splits = op.inputs
+    grad_values = _gen().DeepCTR_RaggedSequencePoolGrad(
+        values=values, row_splits=row_splits, grad=grad, mode=op.get_attr("mode"))
+    return [grad_values, None]
