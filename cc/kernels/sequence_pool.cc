@@ -8,6 +8,11 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool.h"
@@ -58,37 +63,95 @@ void ForEachValidStep(const RowPlan& plan, Fn fn) {
   }
 }
 
-// Max of the unit's columns over the row, DeepCTR style; fills `max`.
-// Returns false when the row has no step at all (max = EmptyRowMax).
-template <typename T, typename Acc>
-bool RowMax(const RowPlan& plan, const T* base, int64_t stride, int64_t cols,
-            Acc* max) {
-  const Acc neg_inf = -static_cast<Acc>(INFINITY);
-  if (plan.valid_count > 0) {
-    std::fill(max, max + cols, neg_inf);
-    ForEachValidStep(plan, [&](int64_t t) {
+// Calls fn(width) with the unit width as a compile-time constant for the
+// common embedding sizes (0 = only known at run time). A constant width lets
+// the compiler unroll the column loop and keep accumulators in registers.
+template <typename Fn>
+void DispatchWidth(int64_t cols, Fn fn) {
+  switch (cols) {
+    case 64: fn(std::integral_constant<int64_t, 64>()); break;
+    case 32: fn(std::integral_constant<int64_t, 32>()); break;
+    case 16: fn(std::integral_constant<int64_t, 16>()); break;
+    case 8: fn(std::integral_constant<int64_t, 8>()); break;
+    default: fn(std::integral_constant<int64_t, 0>()); break;
+  }
+}
+
+// Which steps compete for the max of a row: the valid ones, or, in a row with
+// none, every padded step shifted down by 1e9 (DeepCTR's empty-row result).
+template <typename Acc>
+struct MaxScope {
+  bool has_steps;  // False: no step at all, the result is EmptyRowMax.
+  bool shifted;
+  Acc shift;
+};
+
+template <typename Acc>
+MaxScope<Acc> MaxScopeOf(const RowPlan& plan) {
+  MaxScope<Acc> scope;
+  scope.shifted = plan.valid_count == 0;
+  scope.has_steps = !scope.shifted || (plan.padded && plan.extent > 0);
+  scope.shift = scope.shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+  return scope;
+}
+
+template <typename Acc, typename Fn>
+void ForEachCompetingStep(const RowPlan& plan, const MaxScope<Acc>& scope, Fn fn) {
+  if (scope.shifted) {
+    for (int64_t t = 0; t < plan.extent; ++t) fn(t);
+  } else {
+    ForEachValidStep(plan, fn);
+  }
+}
+
+// Max over the competing steps and, if `ties` is set, how many steps reach it.
+template <int64_t kWidth, typename T, typename Acc>
+void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
+              int64_t stride, int64_t cols, Acc* max, Acc* ties) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  if (!scope.has_steps) {
+    std::fill(max, max + n, EmptyRowMax<Acc>(plan));
+    if (ties != nullptr) std::fill(ties, ties + n, Acc(0));
+    return;
+  }
+  Acc m[kDepthBlock];
+  Acc c[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) {
+    m[i] = -static_cast<Acc>(INFINITY);
+    c[i] = Acc(0);
+  }
+  const Acc shift = scope.shift;
+  ForEachCompetingStep(plan, scope, [&](int64_t t) {
+    const T* x = base + t * stride;
+    for (int64_t i = 0; i < n; ++i) {
+      const Acc v = ToAccumulator(x[i]) - shift;
+      m[i] = v > m[i] ? v : m[i];
+    }
+  });
+  if (ties != nullptr) {
+    // A second pass over data the first one just brought into cache: a
+    // branch-free compare-and-count vectorizes, a fused update does not.
+    ForEachCompetingStep(plan, scope, [&](int64_t t) {
       const T* x = base + t * stride;
-      for (int64_t i = 0; i < cols; ++i) {
-        const Acc v = ToAccumulator(x[i]);
-        max[i] = v > max[i] ? v : max[i];
+      for (int64_t i = 0; i < n; ++i) {
+        c[i] += ToAccumulator(x[i]) - shift == m[i] ? Acc(1) : Acc(0);
       }
     });
-    return true;
+    for (int64_t i = 0; i < n; ++i) ties[i] = c[i];
   }
-  if (plan.padded && plan.extent > 0) {
-    const Acc shift = static_cast<Acc>(kMaxPoolMaskShift);
-    std::fill(max, max + cols, neg_inf);
-    for (int64_t t = 0; t < plan.extent; ++t) {
-      const T* x = base + t * stride;
-      for (int64_t i = 0; i < cols; ++i) {
-        const Acc v = ToAccumulator(x[i]) - shift;
-        max[i] = v > max[i] ? v : max[i];
-      }
-    }
-    return true;
-  }
-  std::fill(max, max + cols, EmptyRowMax<Acc>(plan));
-  return false;
+  for (int64_t i = 0; i < n; ++i) max[i] = m[i];
+}
+
+template <int64_t kWidth, typename T, typename Acc>
+void SumSteps(const RowPlan& plan, const T* base, int64_t stride, int64_t cols, Acc* sum) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  Acc acc[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
+  ForEachValidStep(plan, [&](int64_t t) {
+    const T* x = base + t * stride;
+    for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]);
+  });
+  for (int64_t i = 0; i < n; ++i) sum[i] = acc[i];
 }
 
 template <typename T, typename Index>
@@ -99,76 +162,104 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   const int64_t stride = rows.depth;
   const T* base = values + plan.begin * stride + u.col_begin;
   Acc acc[kDepthBlock];
-  if (mode == PoolMode::kMax) {
-    RowMax(plan, base, stride, u.cols, acc);
-  } else {
-    std::fill(acc, acc + u.cols, Acc(0));
-    ForEachValidStep(plan, [&](int64_t t) {
-      const T* x = base + t * stride;
-      for (int64_t i = 0; i < u.cols; ++i) acc[i] += ToAccumulator(x[i]);
-    });
-    if (mode == PoolMode::kMean) {
-      const Acc divisor = MeanDivisor<Acc>(plan);
-      for (int64_t i = 0; i < u.cols; ++i) acc[i] /= divisor;
+  DispatchWidth(u.cols, [&](auto width) {
+    constexpr int64_t kWidth = decltype(width)::value;
+    if (mode == PoolMode::kMax) {
+      MaxSteps<kWidth, T, Acc>(plan, MaxScopeOf<Acc>(plan), base, stride, u.cols, acc,
+                               nullptr);
+    } else {
+      SumSteps<kWidth, T, Acc>(plan, base, stride, u.cols, acc);
     }
+  });
+  if (mode == PoolMode::kMean) {
+    const Acc divisor = MeanDivisor<Acc>(plan);
+    for (int64_t i = 0; i < u.cols; ++i) acc[i] /= divisor;
   }
   T* out = output + u.batch_row * stride + u.col_begin;
   for (int64_t i = 0; i < u.cols; ++i) out[i] = FromAccumulator<T>(acc[i]);
 }
+
+// Copies one gradient row. The gradient tensor is far larger than the caches
+// and written exactly once, so aligned float rows bypass them (non-temporal
+// stores skip the read-for-ownership of every line).
+template <typename T>
+void StoreRow(T* dst, const T* src, int64_t cols) {
+  std::memcpy(dst, src, sizeof(T) * cols);
+}
+
+#if defined(__AVX__)
+template <>
+void StoreRow<float>(float* dst, const float* src, int64_t cols) {
+  if ((reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 8 != 0) {
+    std::memcpy(dst, src, sizeof(float) * cols);
+    return;
+  }
+  for (int64_t i = 0; i < cols; i += 8) {
+    _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  }
+}
+
+template <>
+void StoreRow<double>(double* dst, const double* src, int64_t cols) {
+  if ((reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 4 != 0) {
+    std::memcpy(dst, src, sizeof(double) * cols);
+    return;
+  }
+  for (int64_t i = 0; i < cols; i += 4) {
+    _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+  }
+}
+
+// Orders the streaming stores before the op reports completion.
+inline void FinishStores() { _mm_sfence(); }
+#else
+inline void FinishStores() {}
+#endif
 
 // Sum and mean: the (scaled) output gradient at valid steps, 0 elsewhere.
 template <typename T, typename Acc>
 void BroadcastGradient(const RowPlan& plan, const T* grad_row, T* base,
                        int64_t stride, int64_t cols, Acc divisor) {
   T scaled[kDepthBlock];
+  T zeros[kDepthBlock];
+  const T zero = FromAccumulator<T>(Acc(0));
   for (int64_t i = 0; i < cols; ++i) {
     scaled[i] = FromAccumulator<T>(ToAccumulator(grad_row[i]) / divisor);
+    zeros[i] = zero;
   }
-  const T zero = FromAccumulator<T>(Acc(0));
   for (int64_t t = 0; t < plan.extent; ++t) {
-    T* g = base + t * stride;
-    if (StepIsValid(plan, t)) {
-      std::memcpy(g, scaled, sizeof(T) * cols);
-    } else {
-      std::fill(g, g + cols, zero);
-    }
+    StoreRow(base + t * stride, StepIsValid(plan, t) ? scaled : zeros, cols);
   }
 }
 
 // Max: TF's reduce_max gradient, (1 / ties) * grad at every tied step.
-template <typename T, typename Acc>
-void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row,
-                 T* base, int64_t stride, int64_t cols) {
+template <int64_t kWidth, typename T, typename Acc>
+void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* base,
+                 int64_t stride, int64_t cols) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
+  if (!scope.has_steps) return;  // No step: nothing to write.
   Acc max[kDepthBlock];
-  if (!RowMax(plan, x_base, stride, cols, max)) return;  // No step: no write.
-  const bool shifted = plan.valid_count == 0;
-  const Acc shift = shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
-  auto competes = [&](int64_t t) { return shifted || StepIsValid(plan, t); };
   Acc ties[kDepthBlock];
-  std::fill(ties, ties + cols, Acc(0));
-  for (int64_t t = 0; t < plan.extent; ++t) {
-    if (!competes(t)) continue;
-    const T* x = x_base + t * stride;
-    for (int64_t i = 0; i < cols; ++i) {
-      ties[i] += (ToAccumulator(x[i]) - shift == max[i]) ? Acc(1) : Acc(0);
-    }
-  }
-  Acc share[kDepthBlock];
-  for (int64_t i = 0; i < cols; ++i) {
-    share[i] = (Acc(1) / ties[i]) * ToAccumulator(grad_row[i]);
-  }
+  MaxSteps<kWidth, T, Acc>(plan, scope, x_base, stride, cols, max, ties);
   const T zero = FromAccumulator<T>(Acc(0));
+  T share[kDepthBlock];
+  T zeros[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) {
+    share[i] = FromAccumulator<T>((Acc(1) / ties[i]) * ToAccumulator(grad_row[i]));
+    zeros[i] = zero;
+  }
+  T row[kDepthBlock];
   for (int64_t t = 0; t < plan.extent; ++t) {
-    T* g = base + t * stride;
-    if (!competes(t)) {
-      std::fill(g, g + cols, zero);
+    if (!scope.shifted && !StepIsValid(plan, t)) {
+      StoreRow(base + t * stride, zeros, n);
       continue;
     }
     const T* x = x_base + t * stride;
-    for (int64_t i = 0; i < cols; ++i) {
-      g[i] = ToAccumulator(x[i]) - shift == max[i] ? FromAccumulator<T>(share[i])
-                                                   : zero;
+    for (int64_t i = 0; i < n; ++i) {
+      row[i] = ToAccumulator(x[i]) - scope.shift == max[i] ? share[i] : zero;
     }
+    StoreRow(base + t * stride, row, n);
   }
 }
 
@@ -181,12 +272,13 @@ void BackwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   const int64_t offset = plan.begin * stride + u.col_begin;
   const T* grad_row = grad_output + u.batch_row * stride + u.col_begin;
   if (mode == PoolMode::kMax) {
-    MaxGradient<T, Acc>(plan, values + offset, grad_row, grad_values + offset,
-                        stride, u.cols);
+    DispatchWidth(u.cols, [&](auto width) {
+      MaxGradient<decltype(width)::value, T, Acc>(plan, values + offset, grad_row,
+                                                  grad_values + offset, stride, u.cols);
+    });
   } else {
     const Acc divisor = mode == PoolMode::kMean ? MeanDivisor<Acc>(plan) : Acc(1);
-    BroadcastGradient<T, Acc>(plan, grad_row, grad_values + offset, stride,
-                              u.cols, divisor);
+    BroadcastGradient<T, Acc>(plan, grad_row, grad_values + offset, stride, u.cols, divisor);
   }
 }
 
@@ -262,6 +354,7 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
       BackwardUnit(rows, mode, values, grad_output, grad_values,
                    UnitAt(unit, rows.depth));
     }
+    FinishStores();
   });
   return Status::Ok();
 }

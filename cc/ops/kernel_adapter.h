@@ -4,6 +4,7 @@
 #ifndef DEEPCTR_OPS_CC_OPS_KERNEL_ADAPTER_H_
 #define DEEPCTR_OPS_CC_OPS_KERNEL_ADAPTER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -35,9 +36,18 @@ inline kernels::ParallelFor CpuParallelFor(tensorflow::OpKernelContext* ctx) {
   return [workers](int64_t total, int64_t cost_per_unit,
                    const std::function<void(int64_t, int64_t)>& fn) {
     if (total <= 0) return;
-    workers->ParallelFor(
-        total,
-        tsl::thread::ThreadPool::SchedulingParams::Adaptive(cost_per_unit), fn);
+    // Below ~50us of work a thread hop costs more than it saves.
+    const int64_t threads = std::max<int64_t>(1, workers->NumThreads());
+    if (threads == 1 || total * cost_per_unit < 50000) {
+      fn(0, total);
+      return;
+    }
+    // Many equal blocks per thread: ragged rows make unit costs uneven, and
+    // fixed blocks balance better than the pool's cost-model sharding here.
+    const int64_t blocks = std::min<int64_t>(total, threads * 64);
+    const int64_t block_size = (total + blocks - 1) / blocks;
+    workers->ParallelFor(total, tsl::thread::ThreadPool::SchedulingParams::Fixed(block_size),
+                         fn);
   };
 }
 

@@ -9,7 +9,7 @@ ops, so a SavedModel using the ops can be run and fine-tuned after
 from __future__ import annotations
 
 from . import _loader
-from ._implementation import get_implementation, set_implementation
+from ._implementation import get_implementation, implementation, set_implementation
 
 _loader.load()
 
@@ -18,4 +18,10 @@ from .layers.sequence import custom_objects  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["custom_objects", "get_implementation", "ops", "set_implementation"]
+__all__ = [
+    "custom_objects",
+    "get_implementation",
+    "implementation",
+    "ops",
+    "set_implementation",
+]

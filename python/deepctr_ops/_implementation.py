@@ -50,3 +50,19 @@ def in_xla_context() -> bool:
 
 def use_custom_op() -> bool:
     return _implementation == "op" and not in_xla_context()
+
+
+class implementation:  # noqa: N801  (used like a function: `with implementation("tf"):`)
+    """Context manager that selects an implementation for what is traced or run inside."""
+
+    def __init__(self, name: str) -> None:
+        self._name = _validated(name, "implementation")
+        self._previous: str | None = None
+
+    def __enter__(self) -> None:
+        self._previous = get_implementation()
+        set_implementation(self._name)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._previous is not None
+        set_implementation(self._previous)

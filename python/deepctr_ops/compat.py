@@ -9,7 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 keras = tf.keras
-IS_KERAS_3 = keras.__version__.startswith("3.")
+IS_KERAS_3 = not keras.__name__.startswith("tf_keras")
 Layer = keras.layers.Layer
 
 
