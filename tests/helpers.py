@@ -1,0 +1,30 @@
+"""Test helpers: DeepCTR oracle calls, gradients, ragged length generators."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def ragged_lengths(rng: np.random.Generator, batch: int, time: int) -> np.ndarray:
+    """Lengths [batch, 1] that cover 0, 1, T, > T and negatives, plus random ones."""
+    special = np.array([0, 1, time, time + 3, -2], dtype=np.int64)
+    lengths = rng.integers(0, time + 1, size=batch)
+    lengths[: min(batch, len(special))] = special[: min(batch, len(special))]
+    return lengths.reshape(batch, 1)
+
+
+def value_and_input_grads(fn, inputs: list, differentiate: tuple[int, ...] = (0,),
+                          upstream_seed: int = 7):
+    """fn(inputs) and d(sum(fn * upstream))/d inputs[i] for i in differentiate."""
+    tensors = [tf.convert_to_tensor(x) for x in inputs]
+    with tf.GradientTape() as tape:
+        for i in differentiate:
+            tape.watch(tensors[i])
+        out = fn(tensors)
+        upstream = tf.constant(
+            np.random.default_rng(upstream_seed).standard_normal(out.shape.as_list()),
+            dtype=out.dtype)
+        loss = tf.reduce_sum(out * upstream)
+    grads = tape.gradient(loss, [tensors[i] for i in differentiate])
+    return out.numpy(), [g.numpy() if g is not None else None for g in grads]

@@ -1,0 +1,55 @@
+"""A float64 NumPy reference of DeepCTR's sequence pooling, written from the
+spec (section 2), for the ops and the kernel-module tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SHIFT = 1e9
+EPS = 1e-8
+
+
+def valid_from_lengths(lengths: np.ndarray, time: int) -> np.ndarray:
+    lengths = np.asarray(lengths).reshape(-1)
+    if lengths.dtype.kind == "f":
+        lengths = np.trunc(lengths)
+    return np.arange(time)[None, :] < lengths[:, None]
+
+
+def pool(values: np.ndarray, valid: np.ndarray, divisor_base: np.ndarray, mode: str,
+         padded: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (pooled [B,1,E], d pooled / d values as a function of upstream ones).
+
+    The second item is the gradient for an upstream gradient of all ones, which
+    is enough to check where and how the gradient is split.
+    """
+    x = values.astype(np.float64)
+    b, t, e = x.shape
+    out = np.zeros((b, 1, e))
+    grad = np.zeros_like(x)
+    for i in range(b):
+        v = valid[i]
+        if mode == "max":
+            if v.any():
+                cand = np.where(v[:, None], x[i], -np.inf)
+            elif padded and t > 0:
+                # The shift happens in the input's precision: in float32 every
+                # |x| < 32 lands on exactly -1e9, so all steps tie.
+                shift_dtype = values.dtype if values.dtype.itemsize >= 4 else np.dtype(np.float32)
+                shifted = values[i].astype(shift_dtype) - shift_dtype.type(SHIFT)
+                cand = shifted.astype(np.float64)
+            else:
+                out[i, 0] = -np.inf if padded else -SHIFT
+                continue
+            m = cand.max(axis=0)
+            ties = cand == m
+            out[i, 0] = m
+            grad[i] = ties / ties.sum(axis=0, keepdims=True)
+        else:
+            s = (x[i] * v[:, None]).sum(axis=0)
+            d = 1.0
+            if mode == "mean":
+                d = float(divisor_base[i]) + EPS
+            out[i, 0] = s / d
+            grad[i] = np.where(v[:, None], 1.0 / d, 0.0)
+    return out, grad

@@ -1,0 +1,103 @@
+"""The TF-free pooling kernels through the pybind11 module: CPU against the
+float64 NumPy reference, GPU against the CPU (skipped without a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pool_reference import pool
+
+MODES = ["sum", "mean", "max"]
+LAYOUTS = ["lengths", "mask", "ragged"]
+
+
+def _case(rng, layout, b=7, t=6, e=37, dtype=np.float32, index=np.int64):
+    """(values, rows, valid [B,T], divisor base [B], dense values [B,T,E] for the reference)."""
+    dense = rng.standard_normal((b, t, e)).astype(dtype)
+    if layout == "lengths":
+        lengths = rng.integers(-1, t + 2, size=b).astype(index)
+        lengths[:3] = [0, t, t + 5]
+        valid = np.arange(t)[None, :] < lengths[:, None]
+        return dense, lengths, valid, lengths.astype(np.float64), dense, True
+    if layout == "mask":
+        mask = rng.random((b, t)) < 0.5
+        mask[0] = False
+        return dense, mask, mask, mask.sum(axis=1).astype(np.float64), dense, True
+    row_lengths = rng.integers(0, t + 1, size=b)
+    row_lengths[0] = 0
+    valid = np.arange(t)[None, :] < row_lengths[:, None]
+    splits = np.concatenate([[0], np.cumsum(row_lengths)]).astype(index)
+    flat = dense[valid]
+    return flat, splits, valid, row_lengths.astype(np.float64), dense, False
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_cpu_matches_reference(kernels, rng, layout, mode, dtype, index):
+    values, rows, valid, divisor, dense, padded = _case(rng, layout, dtype=dtype, index=index)
+    expected, expected_grad = pool(dense, valid, divisor, mode, padded=padded)
+    out, _ = kernels.sequence_pool(values, rows, mode, layout, threads=3)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    ones = np.ones(out.shape, dtype)
+    grad, _ = kernels.sequence_pool(values, rows, mode, layout, grad=ones, threads=3)
+    if layout == "ragged":
+        expected_grad = expected_grad[valid]
+    np.testing.assert_allclose(grad, expected_grad, rtol=tol, atol=tol)
+
+
+def test_threads_do_not_change_results(kernels, rng):
+    values, rows, *_ = _case(rng, "lengths", b=50, t=9, e=130)
+    single, _ = kernels.sequence_pool(values, rows, "mean", threads=1)
+    many, _ = kernels.sequence_pool(values, rows, "mean", threads=7)
+    np.testing.assert_array_equal(single, many)
+
+
+def test_float16_rounds_the_float32_result(kernels, rng):
+    values, rows, *_ = _case(rng, "lengths")
+    values16 = values.astype(np.float16)
+    out16, _ = kernels.sequence_pool(values16, rows, "mean")
+    out32, _ = kernels.sequence_pool(values16.astype(np.float32), rows, "mean")
+    np.testing.assert_array_equal(out16, out32.astype(np.float16))
+
+
+def test_bad_arguments_raise_value_errors(kernels):
+    with pytest.raises(ValueError, match="mode"):
+        kernels.sequence_pool(np.ones((1, 2, 3), np.float32), np.array([1]), "median")
+    with pytest.raises(ValueError, match="layout"):
+        kernels.sequence_pool(np.ones((1, 2, 3), np.float32), np.array([1]), "sum", "dense")
+    with pytest.raises(ValueError, match="row_splits"):
+        kernels.sequence_pool(np.ones((3, 2), np.float32), np.array([0, 5]), "sum", "ragged")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_gpu_matches_cpu(gpu_kernels, rng, layout, mode, dtype):
+    values, rows, *_ = _case(rng, layout, b=33, t=17, e=70, dtype=dtype)
+    cpu, _ = gpu_kernels.sequence_pool(values, rows, mode, layout)
+    gpu, _ = gpu_kernels.sequence_pool(values, rows, mode, layout, device="gpu")
+    tol = {np.float32: 1e-6, np.float64: 1e-12, np.float16: 1e-3}[dtype]
+    np.testing.assert_allclose(gpu.astype(np.float64), cpu.astype(np.float64), rtol=tol, atol=tol)
+    upstream = rng.standard_normal(cpu.shape).astype(dtype)
+    cpu_grad, _ = gpu_kernels.sequence_pool(values, rows, mode, layout, grad=upstream)
+    gpu_grad, _ = gpu_kernels.sequence_pool(values, rows, mode, layout, grad=upstream,
+                                            device="gpu")
+    np.testing.assert_allclose(gpu_grad.astype(np.float64), cpu_grad.astype(np.float64),
+                               rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+def test_gpu_clamps_bad_row_splits_instead_of_reading_out_of_bounds(gpu_kernels):
+    # The CPU rejects these; the GPU op cannot check without a sync, so the
+    # kernel clamps every split into [previous split, num_values].
+    values = np.ones((3, 2), np.float32)
+    bad = np.array([0, 9, 2], np.int64)
+    with pytest.raises(ValueError, match="row_splits"):
+        gpu_kernels.sequence_pool(values, bad, "sum", "ragged", device="gpu")
+    out, _ = gpu_kernels.sequence_pool(values, bad, "sum", "ragged", device="gpu",
+                                       validate=False)
+    np.testing.assert_array_equal(out[:, 0, :], [[3.0, 3.0], [0.0, 0.0]])

@@ -1,0 +1,58 @@
+"""GPU vs CPU timing of the pooling kernels through the pybind11 module.
+
+Run by tools/gpu_check.sh (DEEPCTR_OPS_KERNELS_DIR points at the build). Prints,
+per case, the CUDA-event time of one launch, the bytes it must move as GB/s,
+and the CPU kernel's wall time on all cores for comparison.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def load_kernels():
+    directory = os.environ.get("DEEPCTR_OPS_KERNELS_DIR")
+    if directory:
+        sys.path.insert(0, directory)
+        return importlib.import_module("_kernels")
+    return importlib.import_module("deepctr_ops._kernels")
+
+
+def main() -> int:
+    kernels = load_kernels()
+    gpu = kernels.cuda_built and kernels.gpu_count() > 0
+    rng = np.random.default_rng(0)
+    print("cpu ms = the same kernel on this host's CPU through numpy, which allocates a fresh\n"
+          "output each call (page faults included); `deepctr-ops bench` has the TF op timings.")
+    print(f"{'case':44s} {'pass':4s} {'gpu ms':>8s} {'GB/s':>7s} {'cpu ms':>8s} {'cpu/gpu':>8s}")
+    for mode in ("sum", "mean", "max"):
+        for b, t, e, mean_len in ((4096, 50, 64, 25), (1024, 200, 32, 20), (65536, 50, 64, 25)):
+            x = rng.standard_normal((b, t, e), dtype=np.float32)
+            lengths = np.clip(rng.poisson(mean_len, size=b), 0, t).astype(np.int32)
+            upstream = rng.standard_normal((b, 1, e), dtype=np.float32)
+            valid_bytes = 4 * e * int(lengths.sum())
+            for label, grad, moved in (("fwd", None, valid_bytes + 4 * b * e),
+                                       ("bwd", upstream, 4 * b * t * e + 4 * b * e
+                                        + (valid_bytes if mode == "max" else 0))):
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    kernels.sequence_pool(x, lengths, mode, grad=grad)
+                cpu_ms = (time.perf_counter() - t0) / 5 * 1e3
+                name = f"{mode} B{b} T{t} E{e} len~{mean_len}"
+                if gpu:
+                    _, gpu_ms = kernels.sequence_pool(x, lengths, mode, grad=grad, device="gpu",
+                                                      repeats=50)
+                    print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
+                          f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
+                else:
+                    print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
