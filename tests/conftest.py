@@ -11,11 +11,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import deepctr_ops  # noqa: E402,F401  (loads the op library, registers gradients)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import deepctr_ops  # noqa: E402,F401  (loads the op library, registers gradients)
 from deepctr_ops.compat import IS_KERAS_3  # noqa: E402
 
 

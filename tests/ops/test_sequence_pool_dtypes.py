@@ -3,11 +3,10 @@ rounded once, for the op and its twin; float64 stays float64."""
 
 from __future__ import annotations
 
+import deepctr_ops
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import deepctr_ops
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
 MODES = ["sum", "mean", "max"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from deepctr_ops import _loader
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
@@ -92,9 +91,10 @@ def test_out_of_range_lengths_are_clamped_like_sequence_mask(length):
     valid = tf.sequence_mask(lengths, 3).numpy()
     expected = (x * valid[:, :, None]).sum(axis=1, keepdims=True)
     np.testing.assert_array_equal(sequence_pool(x, lengths, "sum").numpy(), expected)
-    grad = gen.DeepCTR_SequencePoolGrad(values=x, lengths=lengths, grad=np.ones((2, 1, 4), np.float32),
-                                        mode="sum").numpy()
-    np.testing.assert_array_equal(grad, np.broadcast_to(valid[:, :, None], x.shape).astype(np.float32))
+    upstream = np.ones((2, 1, 4), np.float32)
+    grad = gen.DeepCTR_SequencePoolGrad(values=x, lengths=lengths, grad=upstream, mode="sum")
+    expected_grad = np.broadcast_to(valid[:, :, None], x.shape).astype(np.float32)
+    np.testing.assert_array_equal(grad.numpy(), expected_grad)
 
 
 def test_int64_lengths_beyond_int32_are_clamped():

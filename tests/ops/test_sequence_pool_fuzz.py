@@ -3,13 +3,12 @@ ops never crash and agree with their composite twins, forward and backward."""
 
 from __future__ import annotations
 
+import deepctr_ops
 import numpy as np
 import tensorflow as tf
+from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import deepctr_ops
-from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
 MODES = ["sum", "mean", "max"]

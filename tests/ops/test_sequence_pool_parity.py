@@ -3,15 +3,14 @@ composite twins and a float64 NumPy reference: outputs and input gradients."""
 
 from __future__ import annotations
 
+import deepctr_ops
 import numpy as np
 import pytest
 import tensorflow as tf
 from deepctr.layers.sequence import SequencePoolingLayer as DeepCTRPooling
+from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 from helpers import ragged_lengths, value_and_input_grads
 from kernels.pool_reference import pool, valid_from_lengths
-
-import deepctr_ops
-from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
 MODES = ["sum", "mean", "max"]
 IMPLS = ["op", "tf"]

@@ -134,7 +134,8 @@ class WeightedSequenceLayer(Layer):
 
     def call(self, input_list, mask=None, **kwargs):
         if self.supports_masking:
-            if mask is None:
+            # Keras 3 passes [None, None] for inputs without masks.
+            if mask is None or mask[0] is None:
                 raise ValueError("When supports_masking=True,input must support masking")
             key_input, value_input = input_list
             valid = tf.cast(mask[0], tf.bool)

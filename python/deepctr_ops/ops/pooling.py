@@ -85,7 +85,8 @@ def _dense_pool_twin(values, valid, divisor_base, mode):
     if mode == "max":
         row_empty = tf.logical_not(tf.reduce_any(valid, axis=1))[:, tf.newaxis, tf.newaxis]
         # Rows with a valid step ignore padding; empty rows shift all steps.
-        shifted = tf.where(row_empty, x - tf.constant(MAX_SHIFT, acc), tf.constant(-float("inf"), acc))
+        neg_inf = tf.constant(-float("inf"), acc)
+        shifted = tf.where(row_empty, x - tf.constant(MAX_SHIFT, acc), neg_inf)
         pooled = tf.reduce_max(tf.where(valid3, x, shifted), axis=1, keepdims=True)
     else:
         pooled = tf.reduce_sum(tf.where(valid3, x, tf.zeros_like(x)), axis=1, keepdims=True)
@@ -131,14 +132,16 @@ def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) 
         float_divisor = flat.dtype.is_floating and mode == "mean"
         op_mode = "sum" if float_divisor else mode
         if _implementation.use_custom_op():
-            pooled = _gen().DeepCTR_SequencePool(values=values, lengths=int_lengths, mode=op_mode)
+            pooled = _gen().DeepCTR_SequencePool(
+                values=values, lengths=int_lengths, mode=op_mode)
         else:
             valid = tf.sequence_mask(int_lengths, tf.shape(values)[1])
             pooled = _dense_pool_twin(values, valid, tf.cast(flat, tf.float64), op_mode)
         if float_divisor:
             acc = _accumulator(values.dtype)
             divisor = tf.cast(flat, acc) + tf.constant(MEAN_EPSILON, acc)
-            pooled = tf.cast(tf.cast(pooled, acc) / divisor[:, tf.newaxis, tf.newaxis], values.dtype)
+            divided = tf.cast(pooled, acc) / divisor[:, tf.newaxis, tf.newaxis]
+            pooled = tf.cast(divided, values.dtype)
         return pooled
 
 
@@ -188,7 +191,8 @@ def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
         if row_splits.dtype not in (tf.int32, tf.int64):
             raise ValueError(f"row_splits must be int32 or int64, got {row_splits.dtype.name}")
         if _implementation.use_custom_op():
-            return _gen().DeepCTR_RaggedSequencePool(values=values, row_splits=row_splits, mode=mode)
+            return _gen().DeepCTR_RaggedSequencePool(
+                values=values, row_splits=row_splits, mode=mode)
         return _ragged_pool_twin(values, row_splits, mode)
 
 

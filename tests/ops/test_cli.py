@@ -1,0 +1,58 @@
+"""`deepctr-ops info` and the benchmark runner (on a tiny case: no timing claims)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from deepctr_ops.bench import Case, format_table, run_cases
+from deepctr_ops.cli import registered_ops
+
+
+def test_registered_ops_have_cpu_kernels():
+    ops = registered_ops()
+    for name in ["DeepCTR>SequencePool", "DeepCTR>SequencePoolGrad", "DeepCTR>MaskedSequencePool",
+                 "DeepCTR>MaskedSequencePoolGrad", "DeepCTR>RaggedSequencePool",
+                 "DeepCTR>RaggedSequencePoolGrad"]:
+        assert "CPU" in ops[name], name
+    from deepctr_ops import _build_info
+
+    if _build_info.CUDA_BUILT:
+        assert all("GPU" in devices for devices in ops.values())
+
+
+def test_info_command_prints_versions_and_ops():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-m", "deepctr_ops", "info"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import tensorflow as tf
+
+    assert f"TensorFlow running:   {tf.__version__}" in out.stdout
+    assert "DeepCTR>SequencePoolGrad" in out.stdout and "CUDA kernels built:" in out.stdout
+
+
+def test_runner_reports_all_implementations_and_ratios(tmp_path):
+    from deepctr.layers.sequence import SequencePoolingLayer as DeepCTRPooling
+    from deepctr_ops.layers.sequence import SequencePoolingLayer
+
+    case = Case(
+        name="tiny sum",
+        make_inputs=lambda rng: [rng.standard_normal((4, 3, 2)).astype(np.float32),
+                                 np.array([[1], [0], [3], [2]], np.int32)],
+        layers={"deepctr_ops": lambda: SequencePoolingLayer("sum"),
+                "deepctr": lambda: DeepCTRPooling("sum"),
+                "twin": lambda: SequencePoolingLayer("sum")},
+    )
+    results = run_cases([case], repeats=2, min_seconds=0.0, log=lambda _: None)
+    (result,) = results
+    assert set(result.forward_ms) == {"deepctr_ops", "deepctr", "twin"}
+    assert set(result.backward_ms) == {"deepctr_ops", "deepctr", "twin"}
+    assert result.ratio("backward") == result.backward_ms["deepctr"] / result.backward_ms[
+        "deepctr_ops"]
+    table = format_table(results)
+    assert "| tiny sum | fwd+bwd |" in table
+    json.dumps(result.as_dict())

@@ -1,0 +1,64 @@
+"""Shape functions: static shapes through graphs, errors at graph construction."""
+
+from __future__ import annotations
+
+import pytest
+import tensorflow as tf
+from deepctr_ops import _loader
+
+gen = _loader.load()
+
+
+def _graph_shape(fn, *specs):
+    return tf.function(fn).get_concrete_function(*specs).structured_outputs.shape
+
+
+@pytest.mark.parametrize("lengths_shape", [[None], [None, 1], [7], [7, 1]])
+def test_dense_forward_shape(lengths_shape):
+    shape = _graph_shape(
+        lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+        tf.TensorSpec([7, 5, 3]), tf.TensorSpec(lengths_shape, tf.int32))
+    assert shape.as_list() == [7, 1, 3]
+
+
+def test_batch_comes_from_lengths_when_values_do_not_know_it():
+    shape = _graph_shape(
+        lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+        tf.TensorSpec([None, 5, 3]), tf.TensorSpec([4, 1], tf.int64))
+    assert shape.as_list() == [4, 1, 3]
+
+
+def test_mask_and_ragged_forward_shapes():
+    masked = _graph_shape(
+        lambda x, m: gen.DeepCTR_MaskedSequencePool(values=x, mask=m, mode="max"),
+        tf.TensorSpec([None, 5, 3]), tf.TensorSpec([None, 5], tf.bool))
+    assert masked.as_list() == [None, 1, 3]
+    ragged = _graph_shape(
+        lambda v, s: gen.DeepCTR_RaggedSequencePool(values=v, row_splits=s, mode="mean"),
+        tf.TensorSpec([None, 3]), tf.TensorSpec([9], tf.int64))
+    assert ragged.as_list() == [8, 1, 3]
+
+
+def test_grad_shapes_follow_values():
+    grad = _graph_shape(
+        lambda x, n, g: gen.DeepCTR_SequencePoolGrad(values=x, lengths=n, grad=g, mode="sum"),
+        tf.TensorSpec([None, 5, 3]), tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([None, 1, 3]))
+    assert grad.as_list() == [None, 5, 3]
+
+
+@pytest.mark.parametrize("fn, specs", [
+    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+     (tf.TensorSpec([2, 5]), tf.TensorSpec([2], tf.int32))),
+    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+     (tf.TensorSpec([2, 5, 3]), tf.TensorSpec([2, 2], tf.int32))),
+    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+     (tf.TensorSpec([2, 5, 3]), tf.TensorSpec([3], tf.int32))),
+    (lambda x, m: gen.DeepCTR_MaskedSequencePool(values=x, mask=m, mode="sum"),
+     (tf.TensorSpec([2, 5, 3]), tf.TensorSpec([2, 4], tf.bool))),
+    (lambda v, s: gen.DeepCTR_RaggedSequencePool(values=v, row_splits=s, mode="sum"),
+     (tf.TensorSpec([None, 3, 1]), tf.TensorSpec([4], tf.int64))),
+])
+def test_inconsistent_static_shapes_fail_at_graph_construction(fn, specs):
+    with pytest.raises(ValueError):
+        _graph_shape(fn, *specs)
