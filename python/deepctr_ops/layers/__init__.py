@@ -1,21 +1,5 @@
 """Keras layers of deepctr-ops."""
 
-from .sequence import (
-    BiasEncoding,
-    KMaxPooling,
-    PositionEncoding,
-    SequencePoolingLayer,
-    Transformer,
-    WeightedSequenceLayer,
-    custom_objects,
-)
+from .sequence import SequencePoolingLayer, WeightedSequenceLayer, custom_objects
 
-__all__ = [
-    "BiasEncoding",
-    "KMaxPooling",
-    "PositionEncoding",
-    "SequencePoolingLayer",
-    "Transformer",
-    "WeightedSequenceLayer",
-    "custom_objects",
-]
+__all__ = ["SequencePoolingLayer", "WeightedSequenceLayer", "custom_objects"]
