@@ -7,7 +7,7 @@ import deepctr_ops
 import numpy as np
 import tensorflow as tf
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -43,6 +43,11 @@ dims = st.tuples(st.integers(0, 5), st.integers(0, 6), st.integers(1, 70))
 @SETTINGS
 @given(dims=dims, mode=st.sampled_from(["sum", "mean", "max"]), seed=st.integers(0, 2**16),
        length_dtype=st.sampled_from([np.int32, np.int64]))
+@example(dims=(0, 0, 1), mode="max", seed=0, length_dtype=np.int32)
+@example(dims=(0, 4, 1), mode="mean", seed=0, length_dtype=np.int64)
+@example(dims=(3, 0, 1), mode="max", seed=1, length_dtype=np.int32)
+@example(dims=(3, 0, 5), mode="mean", seed=1, length_dtype=np.int64)
+@example(dims=(1, 1, 1), mode="max", seed=2, length_dtype=np.int32)
 def test_lengths(dims, mode, seed, length_dtype):
     b, t, e = dims
     rng = np.random.default_rng(seed)
@@ -53,6 +58,9 @@ def test_lengths(dims, mode, seed, length_dtype):
 
 @SETTINGS
 @given(dims=dims, mode=st.sampled_from(["sum", "mean", "max"]), seed=st.integers(0, 2**16))
+@example(dims=(0, 0, 1), mode="max", seed=0)
+@example(dims=(2, 0, 1), mode="mean", seed=0)
+@example(dims=(2, 3, 1), mode="max", seed=5)
 def test_mask(dims, mode, seed):
     b, t, e = dims
     rng = np.random.default_rng(seed)
@@ -65,6 +73,8 @@ def test_mask(dims, mode, seed):
 @given(row_lengths=st.lists(st.integers(0, 5), min_size=0, max_size=6),
        e=st.integers(1, 70), mode=st.sampled_from(["sum", "mean", "max"]),
        seed=st.integers(0, 2**16))
+@example(row_lengths=[], e=1, mode="max", seed=0)
+@example(row_lengths=[0, 0], e=1, mode="mean", seed=0)
 def test_ragged(row_lengths, e, mode, seed):
     rng = np.random.default_rng(seed)
     splits = np.concatenate([[0], np.cumsum(row_lengths)]).astype(np.int64)
