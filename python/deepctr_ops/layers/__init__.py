@@ -1,5 +1,23 @@
 """Keras layers of deepctr-ops."""
 
-from .sequence import SequencePoolingLayer, WeightedSequenceLayer, custom_objects
+from .sequence import (
+    BiasEncoding,
+    BiLSTM,
+    KMaxPooling,
+    PositionEncoding,
+    SequencePoolingLayer,
+    Transformer,
+    WeightedSequenceLayer,
+    custom_objects,
+)
 
-__all__ = ["SequencePoolingLayer", "WeightedSequenceLayer", "custom_objects"]
+__all__ = [
+    "BiasEncoding",
+    "BiLSTM",
+    "KMaxPooling",
+    "PositionEncoding",
+    "SequencePoolingLayer",
+    "Transformer",
+    "WeightedSequenceLayer",
+    "custom_objects",
+]

@@ -5,11 +5,30 @@ Load DeepCTR models with ``custom_objects=deepctr_ops.layers.sequence.custom_obj
 
 from __future__ import annotations
 
+from .bias_encoding import BiasEncoding
+from .bilstm import BiLSTM
+from .kmax_pooling import KMaxPooling
 from .pooling import SequencePoolingLayer, WeightedSequenceLayer
+from .position_encoding import PositionEncoding
+from .transformer import Transformer
 
 custom_objects = {
     "SequencePoolingLayer": SequencePoolingLayer,
     "WeightedSequenceLayer": WeightedSequenceLayer,
+    "BiLSTM": BiLSTM,
+    "Transformer": Transformer,
+    "KMaxPooling": KMaxPooling,
+    "PositionEncoding": PositionEncoding,
+    "BiasEncoding": BiasEncoding,
 }
 
-__all__ = ["SequencePoolingLayer", "WeightedSequenceLayer", "custom_objects"]
+__all__ = [
+    "BiasEncoding",
+    "BiLSTM",
+    "KMaxPooling",
+    "PositionEncoding",
+    "SequencePoolingLayer",
+    "Transformer",
+    "WeightedSequenceLayer",
+    "custom_objects",
+]

@@ -1,0 +1,63 @@
+"""Masked attention softmax: DeepCTR Transformer's masking + blinding + softmax as one op.
+
+`attention_softmax(scores [h*B, Tq, Tk], key_valid [B, Tk])` returns, over Tk,
+
+    softmax(where(key_valid[b, k] and not (blinding and q == k), scores / divisor, NEG))
+
+for row n = j*B + b (head-major rows, DeepCTR's layout), NEG = -2**32 + 1. The
+padding logit is *written into* the logits, so a row with no eligible key is
+uniform over all Tk keys (DeepCTR's behaviour). The gradient is zero at masked
+entries. The masks are broadcast from [B, Tk]: nothing of size [h*B, Tq, Tk]
+is built besides the scores and the probabilities.
+
+The pure-TF composite below is the reference ("twin"); it is used under XLA or
+with `set_implementation("tf")`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+PADDING_LOGIT = -(2**32) + 1
+
+
+def attention_softmax(scores, key_valid, divisor: float = 1.0, blinding: bool = False,
+                      name: str | None = None) -> tf.Tensor:
+    """Masked (optionally blinded) softmax of raw attention logits.
+
+    scores: float32 [h*B, Tq, Tk], row j*B + b is head j of sample b.
+    key_valid: bool [B, Tk] (anything else is cast to bool).
+    divisor: the logits are divided by it first (1.0: unchanged, exactly).
+    blinding: also mask the diagonal (q == k).
+    """
+    with tf.name_scope(name or "attention_softmax"):
+        scores = tf.convert_to_tensor(scores)
+        if scores.shape.rank is not None and scores.shape.rank != 3:
+            raise ValueError(f"scores must have shape [heads*batch, Tq, Tk], got {scores.shape}")
+        key_valid = tf.convert_to_tensor(key_valid)
+        if key_valid.dtype != tf.bool:
+            key_valid = tf.cast(key_valid, tf.bool)
+        if key_valid.shape.rank is not None and key_valid.shape.rank != 2:
+            raise ValueError(f"key_valid must have shape [batch, Tk], got {key_valid.shape}")
+        return _attention_softmax_twin(scores, key_valid, float(divisor), bool(blinding))
+
+
+def eligible_keys(key_valid: tf.Tensor, time_q, time_k, blinding: bool) -> tf.Tensor:
+    """bool [B, 1 or Tq, Tk]: key k is eligible for query q of sample b."""
+    valid = key_valid[:, tf.newaxis, :]
+    if blinding:
+        valid = tf.logical_and(
+            valid, tf.logical_not(tf.eye(time_q, num_columns=time_k, dtype=tf.bool))[tf.newaxis])
+    return valid
+
+
+def _attention_softmax_twin(scores, key_valid, divisor, blinding):
+    if divisor != 1.0:
+        scores = scores / divisor
+    shape = tf.shape(scores)
+    batch = tf.shape(key_valid)[0]
+    eligible = eligible_keys(key_valid, shape[1], shape[2], blinding)
+    per_head = tf.reshape(scores, tf.stack([-1, batch, shape[1], shape[2]]))
+    logits = tf.where(eligible[tf.newaxis], per_head,
+                      tf.constant(PADDING_LOGIT, scores.dtype))
+    return tf.nn.softmax(tf.reshape(logits, shape))
