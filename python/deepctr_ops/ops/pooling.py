@@ -199,25 +199,21 @@ def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
 # ---- gradients: C++ grad ops, registered once at import ----------------------
 
 
-@tf.RegisterGradient("DeepCTR>SequencePool")
-def _sequence_pool_grad(op, grad):
-    values, lengths = op.inputs
-    grad_values = _gen().DeepCTR_SequencePoolGrad(
-        values=values, lengths=lengths, grad=grad, mode=op.get_attr("mode"))
-    return [grad_values, None]
+def _register_pool_gradient(op_type: str) -> None:
+    """Wires `op_type`'s gradient to its C++ grad op `op_type + "Grad"`.
+
+    The grad op takes the forward inputs (values and lengths | mask |
+    row_splits) plus the output gradient; the row input gets no gradient.
+    """
+    grad_op_name = op_type.replace("DeepCTR>", "DeepCTR_") + "Grad"
+
+    @tf.RegisterGradient(op_type)
+    def _grad(op, grad):
+        values, rows = op.inputs
+        grad_op = getattr(_gen(), grad_op_name)
+        return [grad_op(values, rows, grad, mode=op.get_attr("mode")), None]
 
 
-@tf.RegisterGradient("DeepCTR>MaskedSequencePool")
-def _masked_sequence_pool_grad(op, grad):
-    values, mask = op.inputs
-    grad_values = _gen().DeepCTR_MaskedSequencePoolGrad(
-        values=values, mask=mask, grad=grad, mode=op.get_attr("mode"))
-    return [grad_values, None]
-
-
-@tf.RegisterGradient("DeepCTR>RaggedSequencePool")
-def _ragged_sequence_pool_grad(op, grad):
-    values, row_splits = op.inputs
-    grad_values = _gen().DeepCTR_RaggedSequencePoolGrad(
-        values=values, row_splits=row_splits, grad=grad, mode=op.get_attr("mode"))
-    return [grad_values, None]
+for _op_type in ("DeepCTR>SequencePool", "DeepCTR>MaskedSequencePool",
+                 "DeepCTR>RaggedSequencePool"):
+    _register_pool_gradient(_op_type)
