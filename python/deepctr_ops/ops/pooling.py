@@ -199,21 +199,22 @@ def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
 # ---- gradients: C++ grad ops, registered once at import ----------------------
 
 
-def _register_pool_gradient(op_type: str) -> None:
+def _register_pool_gradient(op_type: str, rows_arg: str) -> None:
     """Wires `op_type`'s gradient to its C++ grad op `op_type + "Grad"`.
 
-    The grad op takes the forward inputs (values and lengths | mask |
-    row_splits) plus the output gradient; the row input gets no gradient.
+    The grad op takes the forward inputs (values and `rows_arg`: lengths |
+    mask | row_splits) plus the output gradient; the row input gets none.
     """
     grad_op_name = op_type.replace("DeepCTR>", "DeepCTR_") + "Grad"
 
     @tf.RegisterGradient(op_type)
     def _grad(op, grad):
         values, rows = op.inputs
-        grad_op = getattr(_gen(), grad_op_name)
-        return [grad_op(values, rows, grad, mode=op.get_attr("mode")), None]
+        grad_values = getattr(_gen(), grad_op_name)(
+            values=values, grad=grad, mode=op.get_attr("mode"), **{rows_arg: rows})
+        return [grad_values, None]
 
 
-for _op_type in ("DeepCTR>SequencePool", "DeepCTR>MaskedSequencePool",
-                 "DeepCTR>RaggedSequencePool"):
-    _register_pool_gradient(_op_type)
+_register_pool_gradient("DeepCTR>SequencePool", "lengths")
+_register_pool_gradient("DeepCTR>MaskedSequencePool", "mask")
+_register_pool_gradient("DeepCTR>RaggedSequencePool", "row_splits")
