@@ -136,11 +136,22 @@ template <typename T, typename Index>
 Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
                                   const T* values, const T* grad_output,
                                   T* grad_values, void* stream) {
+  cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
+  if (rows.layout == RowLayout::kRagged && rows.num_steps * rows.depth > 0) {
+    // Unvalidated (clamped) row_splits may leave value rows outside every
+    // batch row; zero them rather than return uninitialised memory.
+    const cudaError_t err = cudaMemsetAsync(
+        grad_values, 0, sizeof(T) * rows.num_steps * rows.depth, cuda_stream);
+    if (err != cudaSuccess) {
+      return Status::Internal(std::string("SequencePool backward memset failed: ") +
+                              cudaGetErrorString(err));
+    }
+  }
   const int64_t total = rows.batch * rows.depth;
   if (total == 0) return Status::Ok();
   PoolBackwardKernel<T, Index>
-      <<<BlocksFor(total), kThreadsPerBlock, 0, static_cast<cudaStream_t>(stream)>>>(
-          rows, mode, values, grad_output, grad_values);
+      <<<BlocksFor(total), kThreadsPerBlock, 0, cuda_stream>>>(rows, mode, values,
+                                                                grad_output, grad_values);
   return CheckLaunch("SequencePool backward");
 }
 

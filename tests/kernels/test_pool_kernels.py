@@ -101,3 +101,8 @@ def test_gpu_clamps_bad_row_splits_instead_of_reading_out_of_bounds(gpu_kernels)
     out, _ = gpu_kernels.sequence_pool(values, bad, "sum", "ragged", device="gpu",
                                        validate=False)
     np.testing.assert_array_equal(out[:, 0, :], [[3.0, 3.0], [0.0, 0.0]])
+    # Splits that leave value rows uncovered: those rows' gradient is 0.
+    short = np.array([0, 1, 1], np.int64)
+    grad, _ = gpu_kernels.sequence_pool(values, short, "sum", "ragged", grad=np.ones((2, 1, 2),
+                                        np.float32), device="gpu", validate=False)
+    np.testing.assert_array_equal(grad, [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
