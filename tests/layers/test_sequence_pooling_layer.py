@@ -186,3 +186,25 @@ def test_keras3_auto_jit_is_declined_while_custom_ops_are_used():
     assert not model_supports_jit(model())
     deepctr_ops.set_implementation("tf")
     assert model_supports_jit(model())
+
+
+def test_a_model_saved_with_deepctr_layers_loads_onto_ours(tmp_path, rng):
+    from deepctr.layers.sequence import WeightedSequenceLayer as DeepCTRWeighted
+
+    values = keras.Input(shape=(5, 3))
+    lengths = keras.Input(shape=(1,), dtype="int32")
+    weights = keras.Input(shape=(5, 1))
+    weighted = DeepCTRWeighted(True, name="weighted")([values, lengths, weights])
+    pooled = DeepCTRPooling("max", name="pool")([weighted, lengths])
+    out = keras.layers.Dense(1)(keras.layers.Flatten()(pooled))
+    model = keras.Model([values, lengths, weights], out)
+    inputs = [rng.standard_normal((6, 5, 3)).astype(np.float32),
+              np.array([[0], [1], [5], [7], [2], [3]], np.int32),
+              rng.standard_normal((6, 5, 1)).astype(np.float32)]
+    expected = model.predict(inputs, verbose=0)
+    path = os.path.join(tmp_path, "deepctr_model.keras" if IS_KERAS_3 else "deepctr_model.h5")
+    model.save(path)
+    loaded = keras.models.load_model(path, custom_objects=deepctr_ops.custom_objects)
+    assert type(loaded.get_layer("pool")) is SequencePoolingLayer
+    assert type(loaded.get_layer("weighted")).__module__.startswith("deepctr_ops")
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-6)
