@@ -73,6 +73,19 @@ def _bench_cases(only: str | None):
     return cases
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
@@ -85,7 +98,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 2
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     print(f"deepctr-ops bench: TF {tf.__version__}, "
-          f"{'Keras 3' if IS_KERAS_3 else 'tf_keras'}, CPU threads {threads}, "
+          f"{'Keras 3' if IS_KERAS_3 else 'tf_keras'}, {_cpu_model()}, {threads} CPU threads, "
           f"median of >= {args.repeats} runs (ms); ratios = other / deepctr-ops")
     results = run_cases(cases, repeats=args.repeats, min_seconds=args.min_seconds)
     print(format_table(results))
