@@ -179,18 +179,22 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   for (int64_t i = 0; i < u.cols; ++i) out[i] = FromAccumulator<T>(acc[i]);
 }
 
-// Copies one gradient row. The gradient tensor is far larger than the caches
-// and written exactly once, so aligned float rows bypass them (non-temporal
-// stores skip the read-for-ownership of every line).
+// Gradients at least this large are written with non-temporal stores: they
+// do not fit the caches anyway, are written exactly once, and streaming skips
+// the read-for-ownership of every line. Smaller ones stay in cache for the
+// op that consumes them next.
+constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
+
+// Copies one gradient row, streaming aligned float/double rows if `stream`.
 template <typename T>
-void StoreRow(T* dst, const T* src, int64_t cols) {
+void StoreRow(T* dst, const T* src, int64_t cols, bool /*stream*/) {
   std::memcpy(dst, src, sizeof(T) * cols);
 }
 
 #if defined(__AVX__)
 template <>
-void StoreRow<float>(float* dst, const float* src, int64_t cols) {
-  if ((reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 8 != 0) {
+void StoreRow<float>(float* dst, const float* src, int64_t cols, bool stream) {
+  if (!stream || (reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 8 != 0) {
     std::memcpy(dst, src, sizeof(float) * cols);
     return;
   }
@@ -200,8 +204,8 @@ void StoreRow<float>(float* dst, const float* src, int64_t cols) {
 }
 
 template <>
-void StoreRow<double>(double* dst, const double* src, int64_t cols) {
-  if ((reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 4 != 0) {
+void StoreRow<double>(double* dst, const double* src, int64_t cols, bool stream) {
+  if (!stream || (reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 4 != 0) {
     std::memcpy(dst, src, sizeof(double) * cols);
     return;
   }
@@ -219,7 +223,7 @@ inline void FinishStores() {}
 // Sum and mean: the (scaled) output gradient at valid steps, 0 elsewhere.
 template <typename T, typename Acc>
 void BroadcastGradient(const RowPlan& plan, const T* grad_row, T* base,
-                       int64_t stride, int64_t cols, Acc divisor) {
+                       int64_t stride, int64_t cols, Acc divisor, bool stream) {
   T scaled[kDepthBlock];
   T zeros[kDepthBlock];
   const T zero = FromAccumulator<T>(Acc(0));
@@ -228,14 +232,14 @@ void BroadcastGradient(const RowPlan& plan, const T* grad_row, T* base,
     zeros[i] = zero;
   }
   for (int64_t t = 0; t < plan.extent; ++t) {
-    StoreRow(base + t * stride, StepIsValid(plan, t) ? scaled : zeros, cols);
+    StoreRow(base + t * stride, StepIsValid(plan, t) ? scaled : zeros, cols, stream);
   }
 }
 
 // Max: TF's reduce_max gradient, (1 / ties) * grad at every tied step.
 template <int64_t kWidth, typename T, typename Acc>
 void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* base,
-                 int64_t stride, int64_t cols) {
+                 int64_t stride, int64_t cols, bool stream) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
   const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
   if (!scope.has_steps) return;  // No step: nothing to write.
@@ -252,20 +256,20 @@ void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* bas
   T row[kDepthBlock];
   for (int64_t t = 0; t < plan.extent; ++t) {
     if (!scope.shifted && !StepIsValid(plan, t)) {
-      StoreRow(base + t * stride, zeros, n);
+      StoreRow(base + t * stride, zeros, n, stream);
       continue;
     }
     const T* x = x_base + t * stride;
     for (int64_t i = 0; i < n; ++i) {
       row[i] = ToAccumulator(x[i]) - scope.shift == max[i] ? share[i] : zero;
     }
-    StoreRow(base + t * stride, row, n);
+    StoreRow(base + t * stride, row, n, stream);
   }
 }
 
 template <typename T, typename Index>
 void BackwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
-                  const T* grad_output, T* grad_values, const Unit& u) {
+                  const T* grad_output, T* grad_values, const Unit& u, bool stream) {
   using Acc = typename AccumulatorOf<T>::Type;
   const RowPlan plan = PlanRow(rows, u.batch_row);
   const int64_t stride = rows.depth;
@@ -274,11 +278,12 @@ void BackwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   if (mode == PoolMode::kMax) {
     DispatchWidth(u.cols, [&](auto width) {
       MaxGradient<decltype(width)::value, T, Acc>(plan, values + offset, grad_row,
-                                                  grad_values + offset, stride, u.cols);
+                                                  grad_values + offset, stride, u.cols, stream);
     });
   } else {
     const Acc divisor = mode == PoolMode::kMean ? MeanDivisor<Acc>(plan) : Acc(1);
-    BroadcastGradient<T, Acc>(plan, grad_row, grad_values + offset, stride, u.cols, divisor);
+    BroadcastGradient<T, Acc>(plan, grad_row, grad_values + offset, stride, u.cols, divisor,
+                              stream);
   }
 }
 
@@ -349,12 +354,14 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
   Status status = ValidatePoolRows(rows);
   if (!status.ok()) return status;
   const int64_t cost = StepsPerRow(rows) * kDepthBlock * (mode == PoolMode::kMax ? 6 : 2);
+  const bool stream =
+      rows.num_steps * rows.depth * static_cast<int64_t>(sizeof(T)) >= kStreamingStoreBytes;
   parallel_for(NumUnits(rows), cost, [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
-      BackwardUnit(rows, mode, values, grad_output, grad_values,
-                   UnitAt(unit, rows.depth));
+      BackwardUnit(rows, mode, values, grad_output, grad_values, UnitAt(unit, rows.depth),
+                   stream);
     }
-    FinishStores();
+    if (stream) FinishStores();
   });
   return Status::Ok();
 }

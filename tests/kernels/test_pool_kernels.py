@@ -106,3 +106,19 @@ def test_gpu_clamps_bad_row_splits_instead_of_reading_out_of_bounds(gpu_kernels)
     grad, _ = gpu_kernels.sequence_pool(values, short, "sum", "ragged", grad=np.ones((2, 1, 2),
                                         np.float32), device="gpu", validate=False)
     np.testing.assert_array_equal(grad, [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_gradients_take_the_streaming_store_path(kernels, rng, mode, dtype):
+    # Above 8 MiB the CPU backward writes with non-temporal stores.
+    b, t, e = 40, 200, 136 if dtype == np.float32 else 72
+    values = rng.standard_normal((b, t, e)).astype(dtype)
+    assert values.nbytes >= 8 << 20
+    lengths = rng.integers(0, t + 1, size=b)
+    lengths[:2] = [0, t]
+    upstream = rng.standard_normal((b, 1, e)).astype(dtype)
+    grad, _ = kernels.sequence_pool(values, lengths, mode, grad=upstream)
+    _, unit_grad = pool(values, np.arange(t)[None, :] < lengths[:, None],
+                        lengths.astype(np.float64), mode)
+    np.testing.assert_allclose(grad, unit_grad * upstream, rtol=1e-6, atol=1e-7)
