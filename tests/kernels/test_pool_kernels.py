@@ -112,7 +112,7 @@ def test_gpu_clamps_bad_row_splits_instead_of_reading_out_of_bounds(gpu_kernels)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_large_gradients_take_the_streaming_store_path(kernels, rng, mode, dtype):
     # Above 8 MiB the CPU backward writes with non-temporal stores.
-    b, t, e = 40, 200, 136 if dtype == np.float32 else 72
+    b, t, e = 80, 200, 136 if dtype == np.float32 else 72
     values = rng.standard_normal((b, t, e)).astype(dtype)
     assert values.nbytes >= 8 << 20
     lengths = rng.integers(0, t + 1, size=b)
