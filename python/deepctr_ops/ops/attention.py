@@ -10,13 +10,17 @@ uniform over all Tk keys (DeepCTR's behaviour). The gradient is zero at masked
 entries. The masks are broadcast from [B, Tk]: nothing of size [h*B, Tq, Tk]
 is built besides the scores and the probabilities.
 
-The pure-TF composite below is the reference ("twin"); it is used under XLA or
-with `set_implementation("tf")`.
+The custom op `DeepCTR>AttentionSoftmax` does this in one pass over the logits
+(and `DeepCTR>AttentionSoftmaxGrad` the gradient in one pass). The pure-TF
+composite below is its twin, with the same numbers; it is used under XLA, with
+`set_implementation("tf")`, and for dtypes other than float32.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from .. import _implementation, _loader
 
 PADDING_LOGIT = -(2**32) + 1
 
@@ -39,6 +43,10 @@ def attention_softmax(scores, key_valid, divisor: float = 1.0, blinding: bool = 
             key_valid = tf.cast(key_valid, tf.bool)
         if key_valid.shape.rank is not None and key_valid.shape.rank != 2:
             raise ValueError(f"key_valid must have shape [batch, Tk], got {key_valid.shape}")
+        if _implementation.use_custom_op() and scores.dtype == tf.float32:
+            return _loader.load().DeepCTR_AttentionSoftmax(
+                scores=scores, key_valid=key_valid, divisor=float(divisor),
+                blinding=bool(blinding))
         return _attention_softmax_twin(scores, key_valid, float(divisor), bool(blinding))
 
 
@@ -61,3 +69,13 @@ def _attention_softmax_twin(scores, key_valid, divisor, blinding):
     logits = tf.where(eligible[tf.newaxis], per_head,
                       tf.constant(PADDING_LOGIT, scores.dtype))
     return tf.nn.softmax(tf.reshape(logits, shape))
+
+
+@tf.RegisterGradient("DeepCTR>AttentionSoftmax")
+def _attention_softmax_grad(op, grad):
+    probs = op.outputs[0]
+    key_valid = op.inputs[1]
+    grad_scores = _loader.load().DeepCTR_AttentionSoftmaxGrad(
+        grad=grad, probs=probs, key_valid=key_valid, divisor=op.get_attr("divisor"),
+        blinding=op.get_attr("blinding"))
+    return [grad_scores, None]

@@ -1,0 +1,52 @@
+// Op definitions and shape functions of the masked attention softmax.
+// The names are a public API: SavedModels store them. Never rename one.
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace deepctr_ops {
+namespace {
+
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+// scores (input 0) [N, Tq, Tk] and key_valid (input `valid`) [B, Tk]; output 0 = scores' shape.
+absl::Status AttentionShape(InferenceContext* c, int valid, int same_as_scores) {
+  ShapeHandle scores, key_valid;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &scores));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(valid), 2, &key_valid));
+  DimensionHandle time_k;
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(scores, 2), c->Dim(key_valid, 1), &time_k));
+  for (int i = 1; i < same_as_scores; ++i) {
+    TF_RETURN_IF_ERROR(c->Merge(scores, c->input(i), &scores));
+  }
+  c->set_output(0, scores);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("DeepCTR>AttentionSoftmax")
+    .Input("scores: float")
+    .Input("key_valid: bool")
+    .Output("probs: float")
+    .Attr("divisor: float = 1.0")
+    .Attr("blinding: bool = false")
+    .SetShapeFn([](InferenceContext* c) { return AttentionShape(c, 1, 1); })
+    .Doc(R"doc(
+DeepCTR Transformer's attention softmax. scores [heads*B, Tq, Tk] (row j*B + b
+is head j of sample b), key_valid [B, Tk]. Key k is eligible for query q iff
+key_valid[b, k] and not (blinding and q == k). probs = softmax over k of
+(eligible ? scores / divisor : -2**32 + 1); a row with no eligible key is uniform.
+)doc");
+
+REGISTER_OP("DeepCTR>AttentionSoftmaxGrad")
+    .Input("grad: float")
+    .Input("probs: float")
+    .Input("key_valid: bool")
+    .Output("grad_scores: float")
+    .Attr("divisor: float = 1.0")
+    .Attr("blinding: bool = false")
+    .SetShapeFn([](InferenceContext* c) { return AttentionShape(c, 2, 2); });
+
+}  // namespace deepctr_ops
