@@ -65,9 +65,9 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 def _bench_cases(only: str | None):
-    from .bench import pooling
+    from .bench import bilstm, pooling, transformer
 
-    cases = pooling.cases()
+    cases = pooling.cases() + transformer.cases() + bilstm.cases()
     if only:
         cases = [c for c in cases if only.lower() in c.name.lower()]
     return cases

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..compat import Layer, keras, register_serializable
+from ..compat import keras, register_serializable
 from ..ops.attention import attention_softmax
 from ._sublayers import build_sublayer
 from .layer_normalization import LayerNormalization
+from .pooling import _CustomOpLayer
 from .position_encoding import PositionEncoding
 
 ATTENTION_TYPES = ("scaled_dot_product", "cos", "ln", "additive")
 
 
 @register_serializable
-class Transformer(Layer):
+class Transformer(_CustomOpLayer):
     """Simplified version of Transformer proposed in 《Attention is all you need》.
 
     Input shape
