@@ -10,7 +10,6 @@ import textwrap
 
 import numpy as np
 import tensorflow as tf
-
 from deepctr_ops.ops import masked_sequence_pool, sequence_pool
 
 
