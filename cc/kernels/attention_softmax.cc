@@ -1,8 +1,9 @@
 // CPU implementation of the masked attention softmax. See attention_softmax.h.
 //
 // One work unit is one (row, query) line of time_k logits: it is read once and
-// written once, in cache. The exp is a branch-free Cephes-style polynomial
-// (about 1 ulp) and the reductions use 8 partial lanes, so the loops vectorize.
+// written once, in cache. float: the exp is a branch-free Cephes-style
+// polynomial (about 1 ulp) and the reductions use 8 partial lanes, so the loops
+// vectorize. double: a plain loop with std::exp (the accuracy path).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -21,6 +22,8 @@ namespace kernels {
 namespace {
 
 constexpr int kLanes = 8;  // Partial reductions in 8 lanes, so the loops vectorize.
+constexpr float kPaddingLogit = AttentionPaddingLogit<float>();
+static_assert(kPaddingLogit == -4294967296.0f, "the float padding logit the op always used");
 
 // exp(x) for x <= 0 (x - row max), accurate to ~1 ulp down to -87.3; 0 below.
 // 2^n is built as the float whose bits are (n + 127) * 2^23: no integer shifts.
@@ -235,6 +238,38 @@ void BackwardLine(const AttentionSoftmaxShape& s, const float* grad, const float
 
 #endif  // __AVX__
 
+void ForwardLine(const AttentionSoftmaxShape& s, const double* scores, const bool* valid,
+                 int64_t q, double* out) {
+  const int64_t tk = s.time_k;
+  const double divisor = s.divisor;
+  const double padding = AttentionPaddingLogit<double>();
+  double max = -std::numeric_limits<double>::infinity();
+  for (int64_t k = 0; k < tk; ++k) {
+    const double v = Eligible(valid, q, k, s.blinding) ? scores[k] / divisor : padding;
+    out[k] = v;
+    max = v > max ? v : max;
+  }
+  double sum = 0.0;
+  for (int64_t k = 0; k < tk; ++k) {
+    const double e = std::exp(out[k] - max);
+    out[k] = e;
+    sum += e;
+  }
+  const double inv = 1.0 / sum;
+  for (int64_t k = 0; k < tk; ++k) out[k] *= inv;
+}
+
+void BackwardLine(const AttentionSoftmaxShape& s, const double* grad, const double* probs,
+                  const bool* valid, int64_t q, double* out) {
+  const int64_t tk = s.time_k;
+  const double divisor = s.divisor;
+  double dot = 0.0;
+  for (int64_t k = 0; k < tk; ++k) dot += grad[k] * probs[k];
+  for (int64_t k = 0; k < tk; ++k) {
+    out[k] = Eligible(valid, q, k, s.blinding) ? ((grad[k] - dot) * probs[k]) / divisor : 0.0;
+  }
+}
+
 template <typename Fn>
 void ForEachLine(const AttentionSoftmaxShape& s, const ParallelFor& parallel_for, Fn fn) {
   const int64_t lines = s.rows * s.time_q;
@@ -249,8 +284,9 @@ void ForEachLine(const AttentionSoftmaxShape& s, const ParallelFor& parallel_for
 
 }  // namespace
 
-Status AttentionSoftmaxForwardCpu(const AttentionSoftmaxShape& s, const float* scores,
-                                  const bool* key_valid, float* probs,
+template <typename T>
+Status AttentionSoftmaxForwardCpu(const AttentionSoftmaxShape& s, const T* scores,
+                                  const bool* key_valid, T* probs,
                                   const ParallelFor& parallel_for) {
   Status status = ValidateAttentionSoftmaxShape(s);
   if (!status.ok() || s.time_k == 0) return status;
@@ -260,9 +296,10 @@ Status AttentionSoftmaxForwardCpu(const AttentionSoftmaxShape& s, const float* s
   return Status::Ok();
 }
 
-Status AttentionSoftmaxBackwardCpu(const AttentionSoftmaxShape& s, const float* grad,
-                                   const float* probs, const bool* key_valid,
-                                   float* grad_scores, const ParallelFor& parallel_for) {
+template <typename T>
+Status AttentionSoftmaxBackwardCpu(const AttentionSoftmaxShape& s, const T* grad,
+                                   const T* probs, const bool* key_valid, T* grad_scores,
+                                   const ParallelFor& parallel_for) {
   Status status = ValidateAttentionSoftmaxShape(s);
   if (!status.ok() || s.time_k == 0) return status;
   ForEachLine(s, parallel_for, [&](int64_t offset, int64_t b, int64_t q) {
@@ -271,6 +308,16 @@ Status AttentionSoftmaxBackwardCpu(const AttentionSoftmaxShape& s, const float* 
   });
   return Status::Ok();
 }
+
+#define DEEPCTR_OPS_INSTANTIATE_ATTENTION_CPU(T)                                          \
+  template Status AttentionSoftmaxForwardCpu<T>(const AttentionSoftmaxShape&, const T*,   \
+                                                const bool*, T*, const ParallelFor&);     \
+  template Status AttentionSoftmaxBackwardCpu<T>(const AttentionSoftmaxShape&, const T*,  \
+                                                 const T*, const bool*, T*,               \
+                                                 const ParallelFor&);
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_CPU(float)
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_CPU(double)
+#undef DEEPCTR_OPS_INSTANTIATE_ATTENTION_CPU
 
 }  // namespace kernels
 }  // namespace deepctr_ops

@@ -15,14 +15,21 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
 
-__device__ __forceinline__ float WarpMax(float v) {
+__device__ __forceinline__ float Exp(float x) { return expf(x); }
+__device__ __forceinline__ double Exp(double x) { return exp(x); }
+__device__ __forceinline__ float Max(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double Max(double a, double b) { return fmax(a, b); }
+
+template <typename T>
+__device__ __forceinline__ T WarpMax(T v) {
   for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    v = Max(v, __shfl_xor_sync(0xffffffffu, v, offset));
   }
   return v;
 }
 
-__device__ __forceinline__ float WarpSum(float v) {
+template <typename T>
+__device__ __forceinline__ T WarpSum(T v) {
   for (int offset = kWarp / 2; offset > 0; offset /= 2) {
     v += __shfl_xor_sync(0xffffffffu, v, offset);
   }
@@ -33,57 +40,61 @@ __device__ __forceinline__ bool Eligible(const bool* valid, int64_t q, int64_t k
   return valid[k] && !(blinding && q == k);
 }
 
-__global__ void ForwardKernel(AttentionSoftmaxShape s, const float* __restrict__ scores,
-                              const bool* __restrict__ key_valid, float* __restrict__ probs) {
+template <typename T>
+__global__ void ForwardKernel(AttentionSoftmaxShape s, const T* __restrict__ scores,
+                              const bool* __restrict__ key_valid, T* __restrict__ probs) {
   const int lane = threadIdx.x % kWarp;
   const int64_t lines = s.rows * s.time_q;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
+  const T divisor = static_cast<T>(s.divisor);
+  const T padding = AttentionPaddingLogit<T>();
   for (int64_t line = blockIdx.x * static_cast<int64_t>(kWarpsPerBlock) + threadIdx.x / kWarp;
        line < lines; line += warps) {
     const int64_t n = line / s.time_q;
     const int64_t q = line - n * s.time_q;
     const bool* valid = key_valid + (n % s.batch) * s.time_k;
-    const float* x = scores + line * s.time_k;
-    float* out = probs + line * s.time_k;
-    float max = -INFINITY;
+    const T* x = scores + line * s.time_k;
+    T* out = probs + line * s.time_k;
+    T max = -INFINITY;
     for (int64_t k = lane; k < s.time_k; k += kWarp) {
-      const float v = Eligible(valid, q, k, s.blinding) ? x[k] / s.divisor : kPaddingLogit;
+      const T v = Eligible(valid, q, k, s.blinding) ? x[k] / divisor : padding;
       out[k] = v;
-      max = fmaxf(max, v);
+      max = Max(max, v);
     }
     max = WarpMax(max);
-    float sum = 0.0f;
+    T sum = 0;
     for (int64_t k = lane; k < s.time_k; k += kWarp) {
-      const float e = expf(out[k] - max);
+      const T e = Exp(out[k] - max);
       out[k] = e;
       sum += e;
     }
-    const float inv = 1.0f / WarpSum(sum);
+    const T inv = T(1) / WarpSum(sum);
     for (int64_t k = lane; k < s.time_k; k += kWarp) out[k] *= inv;
   }
 }
 
-__global__ void BackwardKernel(AttentionSoftmaxShape s, const float* __restrict__ grad,
-                               const float* __restrict__ probs,
-                               const bool* __restrict__ key_valid,
-                               float* __restrict__ grad_scores) {
+template <typename T>
+__global__ void BackwardKernel(AttentionSoftmaxShape s, const T* __restrict__ grad,
+                               const T* __restrict__ probs, const bool* __restrict__ key_valid,
+                               T* __restrict__ grad_scores) {
   const int lane = threadIdx.x % kWarp;
   const int64_t lines = s.rows * s.time_q;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
+  const T divisor = static_cast<T>(s.divisor);
   for (int64_t line = blockIdx.x * static_cast<int64_t>(kWarpsPerBlock) + threadIdx.x / kWarp;
        line < lines; line += warps) {
     const int64_t n = line / s.time_q;
     const int64_t q = line - n * s.time_q;
     const bool* valid = key_valid + (n % s.batch) * s.time_k;
-    const float* g = grad + line * s.time_k;
-    const float* p = probs + line * s.time_k;
-    float* out = grad_scores + line * s.time_k;
-    float dot = 0.0f;
+    const T* g = grad + line * s.time_k;
+    const T* p = probs + line * s.time_k;
+    T* out = grad_scores + line * s.time_k;
+    T dot = 0;
     for (int64_t k = lane; k < s.time_k; k += kWarp) dot += g[k] * p[k];
     dot = WarpSum(dot);
     for (int64_t k = lane; k < s.time_k; k += kWarp) {
-      const float v = ((g[k] - dot) * p[k]) / s.divisor;
-      out[k] = Eligible(valid, q, k, s.blinding) ? v : 0.0f;
+      const T v = ((g[k] - dot) * p[k]) / divisor;
+      out[k] = Eligible(valid, q, k, s.blinding) ? v : T(0);
     }
   }
 }
@@ -101,26 +112,38 @@ Status CheckLaunch(const char* what) {
 
 }  // namespace
 
-Status LaunchAttentionSoftmaxForward(const AttentionSoftmaxShape& s, const float* scores,
-                                     const bool* key_valid, float* probs, void* stream) {
+template <typename T>
+Status LaunchAttentionSoftmaxForward(const AttentionSoftmaxShape& s, const T* scores,
+                                     const bool* key_valid, T* probs, void* stream) {
   Status status = ValidateAttentionSoftmaxShape(s);
   const int64_t lines = s.rows * s.time_q;
   if (!status.ok() || lines == 0 || s.time_k == 0) return status;
-  ForwardKernel<<<BlocksFor(lines), kWarp * kWarpsPerBlock, 0,
-                  static_cast<cudaStream_t>(stream)>>>(s, scores, key_valid, probs);
+  ForwardKernel<T><<<BlocksFor(lines), kWarp * kWarpsPerBlock, 0,
+                     static_cast<cudaStream_t>(stream)>>>(s, scores, key_valid, probs);
   return CheckLaunch("AttentionSoftmax forward");
 }
 
-Status LaunchAttentionSoftmaxBackward(const AttentionSoftmaxShape& s, const float* grad,
-                                      const float* probs, const bool* key_valid,
-                                      float* grad_scores, void* stream) {
+template <typename T>
+Status LaunchAttentionSoftmaxBackward(const AttentionSoftmaxShape& s, const T* grad,
+                                      const T* probs, const bool* key_valid, T* grad_scores,
+                                      void* stream) {
   Status status = ValidateAttentionSoftmaxShape(s);
   const int64_t lines = s.rows * s.time_q;
   if (!status.ok() || lines == 0 || s.time_k == 0) return status;
-  BackwardKernel<<<BlocksFor(lines), kWarp * kWarpsPerBlock, 0,
-                   static_cast<cudaStream_t>(stream)>>>(s, grad, probs, key_valid, grad_scores);
+  BackwardKernel<T><<<BlocksFor(lines), kWarp * kWarpsPerBlock, 0,
+                      static_cast<cudaStream_t>(stream)>>>(s, grad, probs, key_valid,
+                                                           grad_scores);
   return CheckLaunch("AttentionSoftmax backward");
 }
+
+#define DEEPCTR_OPS_INSTANTIATE_ATTENTION_GPU(T)                                            \
+  template Status LaunchAttentionSoftmaxForward<T>(const AttentionSoftmaxShape&, const T*,  \
+                                                   const bool*, T*, void*);                 \
+  template Status LaunchAttentionSoftmaxBackward<T>(const AttentionSoftmaxShape&, const T*, \
+                                                    const T*, const bool*, T*, void*);
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_GPU(float)
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_GPU(double)
+#undef DEEPCTR_OPS_INSTANTIATE_ATTENTION_GPU
 
 }  // namespace kernels
 }  // namespace deepctr_ops

@@ -1,32 +1,39 @@
 // Masked attention softmax (DeepCTR Transformer's key mask + blinding + softmax), TF-free.
 //
-// Contract shared by the CPU and CUDA implementations (float32 only):
+// Contract shared by the CPU and CUDA implementations (T = float or double):
 // * `scores` and `probs` are row-major [rows, time_q, time_k] with
 //   rows = heads * batch, head-major: row n is head n / batch of sample
 //   b = n % batch (DeepCTR's concat(split(.., heads), axis=0) layout).
 // * `key_valid` is [batch, time_k]. Key k is eligible for query q of row n iff
 //   key_valid[b, k] and not (blinding and q == k).
-// * Forward: logits = eligible ? scores / divisor : kPaddingLogit (the value is
+// * Forward: logits = eligible ? scores / divisor : -2**32 + 1 (the value is
 //   written into the logits, not added), then softmax over k:
 //   exp(logit - row max) * (1 / row sum). A row with no eligible key is
 //   therefore uniform, 1 / time_k over all keys, as in DeepCTR.
 // * Backward: dscores = eligible ? ((grad - sum_k grad * probs) * probs) / divisor : 0,
 //   i.e. TF's softmax gradient, zeroed where DeepCTR's tf.where/matrix_set_diag
 //   cut the graph, then the division's gradient.
+// * `divisor` is a float (the ops' attr); it is converted to T once. float
+//   uses a ~1 ulp polynomial exp (AVX where available); double uses std::exp /
+//   CUDA exp and accumulates in double.
 #ifndef DEEPCTR_OPS_CC_KERNELS_ATTENTION_SOFTMAX_H_
 #define DEEPCTR_OPS_CC_KERNELS_ATTENTION_SOFTMAX_H_
 
 #include <cstdint>
 #include <string>
 
+#include "cc/kernels/host_device.h"
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/status.h"
 
 namespace deepctr_ops {
 namespace kernels {
 
-// -2**32 + 1 in float32 (= -4294967296.0f).
-constexpr float kPaddingLogit = -4294967295.0f;
+// -2**32 + 1 in T: exact in double, -4294967296.0f in float.
+template <typename T>
+DCTR_HOST_DEVICE constexpr T AttentionPaddingLogit() {
+  return static_cast<T>(-4294967295.0);
+}
 
 struct AttentionSoftmaxShape {
   int64_t rows = 0;    // heads * batch
@@ -54,22 +61,28 @@ inline Status ValidateAttentionSoftmaxShape(const AttentionSoftmaxShape& s) {
   return Status::Ok();
 }
 
-// CPU; host pointers. Calls ValidateAttentionSoftmaxShape first.
-Status AttentionSoftmaxForwardCpu(const AttentionSoftmaxShape& shape, const float* scores,
-                                  const bool* key_valid, float* probs,
+// CPU; host pointers. Calls ValidateAttentionSoftmaxShape first. T is float
+// or double (explicitly instantiated).
+template <typename T>
+Status AttentionSoftmaxForwardCpu(const AttentionSoftmaxShape& shape, const T* scores,
+                                  const bool* key_valid, T* probs,
                                   const ParallelFor& parallel_for);
 
-Status AttentionSoftmaxBackwardCpu(const AttentionSoftmaxShape& shape, const float* grad,
-                                   const float* probs, const bool* key_valid,
-                                   float* grad_scores, const ParallelFor& parallel_for);
+template <typename T>
+Status AttentionSoftmaxBackwardCpu(const AttentionSoftmaxShape& shape, const T* grad,
+                                   const T* probs, const bool* key_valid, T* grad_scores,
+                                   const ParallelFor& parallel_for);
 
-// CUDA, asynchronous on `stream` (a cudaStream_t); device pointers.
-Status LaunchAttentionSoftmaxForward(const AttentionSoftmaxShape& shape, const float* scores,
-                                     const bool* key_valid, float* probs, void* stream);
+// CUDA, asynchronous on `stream` (a cudaStream_t; nullptr is the default
+// stream); device pointers. T is float or double.
+template <typename T>
+Status LaunchAttentionSoftmaxForward(const AttentionSoftmaxShape& shape, const T* scores,
+                                     const bool* key_valid, T* probs, void* stream);
 
-Status LaunchAttentionSoftmaxBackward(const AttentionSoftmaxShape& shape, const float* grad,
-                                      const float* probs, const bool* key_valid,
-                                      float* grad_scores, void* stream);
+template <typename T>
+Status LaunchAttentionSoftmaxBackward(const AttentionSoftmaxShape& shape, const T* grad,
+                                      const T* probs, const bool* key_valid, T* grad_scores,
+                                      void* stream);
 
 }  // namespace kernels
 }  // namespace deepctr_ops

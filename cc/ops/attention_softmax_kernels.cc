@@ -1,6 +1,7 @@
 // TF kernels of the masked attention softmax: validate inputs, allocate the
 // output, call the TF-free kernel on the CPU pool or the op's CUDA stream.
 #include <cstdint>
+#include <string>
 
 #include "cc/kernels/attention_softmax.h"
 #include "cc/ops/kernel_adapter.h"
@@ -22,33 +23,36 @@ using ::tensorflow::Tensor;
 using kernels::AttentionSoftmaxShape;
 
 struct CpuDevice {
+  template <typename T>
   static kernels::Status Forward(OpKernelContext* ctx, const AttentionSoftmaxShape& s,
-                                 const float* scores, const bool* valid, float* probs) {
+                                 const T* scores, const bool* valid, T* probs) {
     return kernels::AttentionSoftmaxForwardCpu(s, scores, valid, probs, CpuParallelFor(ctx));
   }
+  template <typename T>
   static kernels::Status Backward(OpKernelContext* ctx, const AttentionSoftmaxShape& s,
-                                  const float* grad, const float* probs, const bool* valid,
-                                  float* out) {
+                                  const T* grad, const T* probs, const bool* valid, T* out) {
     return kernels::AttentionSoftmaxBackwardCpu(s, grad, probs, valid, out, CpuParallelFor(ctx));
   }
 };
 
 #if DEEPCTR_OPS_WITH_CUDA
 struct GpuDevice {
+  template <typename T>
   static kernels::Status Forward(OpKernelContext* ctx, const AttentionSoftmaxShape& s,
-                                 const float* scores, const bool* valid, float* probs) {
+                                 const T* scores, const bool* valid, T* probs) {
     return kernels::LaunchAttentionSoftmaxForward(s, scores, valid, probs, GpuStream(ctx));
   }
+  template <typename T>
   static kernels::Status Backward(OpKernelContext* ctx, const AttentionSoftmaxShape& s,
-                                  const float* grad, const float* probs, const bool* valid,
-                                  float* out) {
+                                  const T* grad, const T* probs, const bool* valid, T* out) {
     return kernels::LaunchAttentionSoftmaxBackward(s, grad, probs, valid, out, GpuStream(ctx));
   }
 };
 #endif
 
 // Forward inputs: scores, key_valid. Gradient inputs: grad, probs, key_valid.
-template <typename Device, bool kGrad>
+// T is float or double; the float `divisor` attr is converted to T by the kernel.
+template <typename Device, typename T, bool kGrad>
 class AttentionSoftmaxOp : public OpKernel {
  public:
   explicit AttentionSoftmaxOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -84,12 +88,12 @@ class AttentionSoftmaxOp : public OpKernel {
                   absl::InvalidArgumentError("probs must have the shape of grad " +
                                              first.shape().DebugString() + ", got " +
                                              probs.shape().DebugString()));
-      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(ctx, s, first.flat<float>().data(),
-                                                        probs.flat<float>().data(), valid,
-                                                        out->flat<float>().data())));
+      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(ctx, s, first.flat<T>().data(),
+                                                        probs.flat<T>().data(), valid,
+                                                        out->flat<T>().data())));
     } else {
-      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, s, first.flat<float>().data(),
-                                                       valid, out->flat<float>().data())));
+      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, s, first.flat<T>().data(),
+                                                       valid, out->flat<T>().data())));
     }
   }
 
@@ -98,16 +102,21 @@ class AttentionSoftmaxOp : public OpKernel {
   bool blinding_ = false;
 };
 
-REGISTER_KERNEL_BUILDER(Name("DeepCTR>AttentionSoftmax").Device(::tensorflow::DEVICE_CPU),
-                        AttentionSoftmaxOp<CpuDevice, false>);
-REGISTER_KERNEL_BUILDER(Name("DeepCTR>AttentionSoftmaxGrad").Device(::tensorflow::DEVICE_CPU),
-                        AttentionSoftmaxOp<CpuDevice, true>);
+#define DEEPCTR_OPS_REGISTER_ATTENTION(DEVICE, DEV, T)                                   \
+  REGISTER_KERNEL_BUILDER(                                                               \
+      Name("DeepCTR>AttentionSoftmax").Device(DEVICE).TypeConstraint<T>("T"),            \
+      AttentionSoftmaxOp<DEV, T, false>);                                                \
+  REGISTER_KERNEL_BUILDER(                                                               \
+      Name("DeepCTR>AttentionSoftmaxGrad").Device(DEVICE).TypeConstraint<T>("T"),        \
+      AttentionSoftmaxOp<DEV, T, true>);
+
+DEEPCTR_OPS_REGISTER_ATTENTION(::tensorflow::DEVICE_CPU, CpuDevice, float)
+DEEPCTR_OPS_REGISTER_ATTENTION(::tensorflow::DEVICE_CPU, CpuDevice, double)
 #if DEEPCTR_OPS_WITH_CUDA
-REGISTER_KERNEL_BUILDER(Name("DeepCTR>AttentionSoftmax").Device(::tensorflow::DEVICE_GPU),
-                        AttentionSoftmaxOp<GpuDevice, false>);
-REGISTER_KERNEL_BUILDER(Name("DeepCTR>AttentionSoftmaxGrad").Device(::tensorflow::DEVICE_GPU),
-                        AttentionSoftmaxOp<GpuDevice, true>);
+DEEPCTR_OPS_REGISTER_ATTENTION(::tensorflow::DEVICE_GPU, GpuDevice, float)
+DEEPCTR_OPS_REGISTER_ATTENTION(::tensorflow::DEVICE_GPU, GpuDevice, double)
 #endif
+#undef DEEPCTR_OPS_REGISTER_ATTENTION
 
 }  // namespace
 }  // namespace deepctr_ops

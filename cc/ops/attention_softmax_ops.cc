@@ -20,16 +20,20 @@ absl::Status AttentionShape(InferenceContext* c, int valid, int same_as_scores) 
   for (int i = 1; i < same_as_scores; ++i) {
     TF_RETURN_IF_ERROR(c->Merge(scores, c->input(i), &scores));
   }
+  TF_RETURN_IF_ERROR(c->ReplaceDim(scores, 2, time_k, &scores));
   c->set_output(0, scores);
   return absl::OkStatus();
 }
 
 }  // namespace
 
+// T was added after the float-only first version; its default keeps graphs and
+// SavedModels written then loadable.
 REGISTER_OP("DeepCTR>AttentionSoftmax")
-    .Input("scores: float")
+    .Input("scores: T")
     .Input("key_valid: bool")
-    .Output("probs: float")
+    .Output("probs: T")
+    .Attr("T: {float, double} = DT_FLOAT")
     .Attr("divisor: float = 1.0")
     .Attr("blinding: bool = false")
     .SetShapeFn([](InferenceContext* c) { return AttentionShape(c, 1, 1); })
@@ -38,13 +42,15 @@ DeepCTR Transformer's attention softmax. scores [heads*B, Tq, Tk] (row j*B + b
 is head j of sample b), key_valid [B, Tk]. Key k is eligible for query q iff
 key_valid[b, k] and not (blinding and q == k). probs = softmax over k of
 (eligible ? scores / divisor : -2**32 + 1); a row with no eligible key is uniform.
+divisor is a float32 attr, converted to T.
 )doc");
 
 REGISTER_OP("DeepCTR>AttentionSoftmaxGrad")
-    .Input("grad: float")
-    .Input("probs: float")
+    .Input("grad: T")
+    .Input("probs: T")
     .Input("key_valid: bool")
-    .Output("grad_scores: float")
+    .Output("grad_scores: T")
+    .Attr("T: {float, double} = DT_FLOAT")
     .Attr("divisor: float = 1.0")
     .Attr("blinding: bool = false")
     .SetShapeFn([](InferenceContext* c) { return AttentionShape(c, 2, 2); });

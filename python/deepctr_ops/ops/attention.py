@@ -11,27 +11,35 @@ entries. The masks are broadcast from [B, Tk]: nothing of size [h*B, Tq, Tk]
 is built besides the scores and the probabilities.
 
 The custom op `DeepCTR>AttentionSoftmax` does this in one pass over the logits
-(and `DeepCTR>AttentionSoftmaxGrad` the gradient in one pass). The pure-TF
-composite below is its twin, with the same numbers; it is used under XLA, with
-`set_implementation("tf")`, and for dtypes other than float32.
+(and `DeepCTR>AttentionSoftmaxGrad` the gradient in one pass), for float32 and
+float64. The pure-TF composite below is its twin, with the same numbers; it is
+used under XLA, with `set_implementation("tf")`, and for float16 and bfloat16
+(the op has no 16-bit kernels).
+
+The op's `divisor` is a float32 attr: for float64 scores the division is by the
+float32-rounded divisor, and the twin rounds it the same way so that both agree.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from .. import _implementation, _loader
 
 PADDING_LOGIT = -(2**32) + 1
+_OP_DTYPES = (tf.float32, tf.float64)
 
 
 def attention_softmax(scores, key_valid, divisor: float = 1.0, blinding: bool = False,
                       name: str | None = None) -> tf.Tensor:
     """Masked (optionally blinded) softmax of raw attention logits.
 
-    scores: float32 [h*B, Tq, Tk], row j*B + b is head j of sample b.
+    scores: [h*B, Tq, Tk], row j*B + b is head j of sample b. float32 and float64
+        use the custom op; float16 and bfloat16 use the pure-TF twin.
     key_valid: bool [B, Tk] (anything else is cast to bool).
-    divisor: the logits are divided by it first (1.0: unchanged, exactly).
+    divisor: the logits are divided by it first (1.0: unchanged, exactly). It is
+        rounded to float32 (the op's attr type), also for float64 scores.
     blinding: also mask the diagonal (q == k).
     """
     with tf.name_scope(name or "attention_softmax"):
@@ -43,7 +51,9 @@ def attention_softmax(scores, key_valid, divisor: float = 1.0, blinding: bool = 
             key_valid = tf.cast(key_valid, tf.bool)
         if key_valid.shape.rank is not None and key_valid.shape.rank != 2:
             raise ValueError(f"key_valid must have shape [batch, Tk], got {key_valid.shape}")
-        if _implementation.use_custom_op() and scores.dtype == tf.float32:
+        if scores.dtype == tf.float64:
+            divisor = float(np.float32(divisor))
+        if _implementation.use_custom_op() and scores.dtype in _OP_DTYPES:
             return _loader.load().DeepCTR_AttentionSoftmax(
                 scores=scores, key_valid=key_valid, divisor=float(divisor),
                 blinding=bool(blinding))
@@ -66,8 +76,10 @@ def _attention_softmax_twin(scores, key_valid, divisor, blinding):
     batch = tf.shape(key_valid)[0]
     eligible = eligible_keys(key_valid, shape[1], shape[2], blinding)
     per_head = tf.reshape(scores, tf.stack([-1, batch, shape[1], shape[2]]))
-    logits = tf.where(eligible[tf.newaxis], per_head,
-                      tf.constant(PADDING_LOGIT, scores.dtype))
+    # float16 cannot hold -2**32 + 1: its lowest finite value (-65504) pads
+    # instead, so a row with no eligible key stays uniform rather than NaN.
+    padding = max(PADDING_LOGIT, float(scores.dtype.min))
+    logits = tf.where(eligible[tf.newaxis], per_head, tf.constant(padding, scores.dtype))
     return tf.nn.softmax(tf.reshape(logits, shape))
 
 
