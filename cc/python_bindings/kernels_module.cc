@@ -6,16 +6,19 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "cc/kernels/attention_softmax.h"
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/sequence_pool.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
+#include "cc/python_bindings/gpu_attention_runner.h"
 #include "cc/python_bindings/gpu_pool_runner.h"
 constexpr bool kCudaBuilt = true;
 #else
@@ -179,6 +182,117 @@ py::tuple Pool(const py::array& values, const py::array& row_info, const std::st
   throw py::value_error("values must be float32, float64, float16 or bfloat16, got " + name);
 }
 
+// ---- Attention softmax ------------------------------------------------------
+
+struct AttentionRequest {
+  kernels::AttentionSoftmaxShape shape;
+  bool gpu;
+  int threads;
+  int repeats;
+};
+
+py::array Contiguous(const py::object& obj, const char* name) {
+  py::array a = py::array::ensure(obj, py::array::c_style);
+  if (!a) throw py::value_error(std::string(name) + " must be an array");
+  return a;
+}
+
+// `obj` as a C-contiguous array with the shape and dtype of `scores`.
+py::array LikeScores(const py::object& obj, const char* name, const py::array& scores) {
+  py::array a = Contiguous(obj, name);
+  if (!a.dtype().is(scores.dtype()) || a.ndim() != 3 ||
+      !std::equal(scores.shape(), scores.shape() + 3, a.shape())) {
+    throw py::value_error(std::string(name) + " must have the shape and dtype of scores");
+  }
+  return a;
+}
+
+template <typename T>
+py::tuple RunAttention(const AttentionRequest& req, const py::array& scores,
+                       const py::array& key_valid, const py::object& grad,
+                       const py::object& probs) {
+  const kernels::AttentionSoftmaxShape& shape = req.shape;
+  const std::vector<py::ssize_t> dims(scores.shape(), scores.shape() + 3);
+  const bool* valid = static_cast<const bool*>(key_valid.data());
+  const kernels::ParallelFor pf = ThreadedFor(req.threads);
+  const T* input = static_cast<const T*>(scores.data());
+  const T* probs_ptr = nullptr;
+  py::array grad_array, probs_array;
+  if (!grad.is_none()) {
+    grad_array = LikeScores(grad, "grad", scores);
+    input = static_cast<const T*>(grad_array.data());
+    if (probs.is_none()) {
+      probs_array = py::array(scores.dtype(), dims);
+      T* p = static_cast<T*>(probs_array.mutable_data());
+      const T* x = static_cast<const T*>(scores.data());
+      py::gil_scoped_release release;
+      ThrowIfError(kernels::AttentionSoftmaxForwardCpu(shape, x, valid, p, pf));
+    } else {
+      probs_array = LikeScores(probs, "probs", scores);
+    }
+    probs_ptr = static_cast<const T*>(probs_array.data());
+  }
+  py::array result(scores.dtype(), dims);
+  T* out = static_cast<T*>(result.mutable_data());
+  double milliseconds = 0.0;
+  if (req.gpu) {
+#if DEEPCTR_OPS_WITH_CUDA
+    py::gil_scoped_release release;
+    ThrowIfError(RunAttentionSoftmaxOnGpu(shape, input, probs_ptr, valid, out, req.repeats,
+                                          &milliseconds));
+#else
+    throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
+#endif
+  } else {
+    py::gil_scoped_release release;
+    ThrowIfError(probs_ptr != nullptr
+                     ? kernels::AttentionSoftmaxBackwardCpu(shape, input, probs_ptr, valid,
+                                                            out, pf)
+                     : kernels::AttentionSoftmaxForwardCpu(shape, input, valid, out, pf));
+  }
+  return py::make_tuple(result, milliseconds);
+}
+
+py::tuple AttentionSoftmax(const py::object& scores_obj, const py::object& key_valid_obj,
+                           double divisor, bool blinding, const py::object& grad,
+                           const py::object& probs, const std::string& device, int threads,
+                           int repeats) {
+  if (device != "cpu" && device != "gpu") {
+    throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
+  }
+  if (grad.is_none() && !probs.is_none()) {
+    throw py::value_error("probs is only used for the backward: pass grad too");
+  }
+  const py::array scores = Contiguous(scores_obj, "scores");
+  const py::array key_valid = Contiguous(key_valid_obj, "key_valid");
+  if (scores.ndim() != 3) {
+    throw py::value_error("scores must have shape [heads*batch, Tq, Tk], got rank " +
+                          std::to_string(scores.ndim()));
+  }
+  if (DtypeName(key_valid) != "bool") {
+    throw py::value_error("key_valid must be a bool array, got " + DtypeName(key_valid));
+  }
+  if (key_valid.ndim() != 2 || key_valid.shape(1) != scores.shape(2)) {
+    throw py::value_error("key_valid must have shape [batch, Tk] with Tk = scores.shape[2] = " +
+                          std::to_string(scores.shape(2)));
+  }
+  AttentionRequest req;
+  req.shape.rows = scores.shape(0);
+  req.shape.time_q = scores.shape(1);
+  req.shape.time_k = scores.shape(2);
+  req.shape.batch = key_valid.shape(0);
+  req.shape.divisor = static_cast<float>(divisor);  // The ops' attr is a float too.
+  req.shape.blinding = blinding;
+  ThrowIfError(kernels::ValidateAttentionSoftmaxShape(req.shape));
+  req.gpu = device == "gpu";
+  req.threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  req.repeats = repeats;
+  const std::string name = DtypeName(scores);
+  if (name == "float32") return RunAttention<float>(req, scores, key_valid, grad, probs);
+  if (name == "float64") return RunAttention<double>(req, scores, key_valid, grad, probs);
+  throw py::value_error("scores must be float32 or float64, got " + name);
+}
+
 int GpuCount() {
 #if DEEPCTR_OPS_WITH_CUDA
   return CudaDeviceCount();
@@ -207,4 +321,15 @@ row_splits [B + 1] ('ragged'). Returns (result, milliseconds): the pooled
 over `repeats` launches (0 on the CPU). validate=False skips the host check of
 ragged row_splits before a GPU launch, to test the GPU's own clamping; the CPU
 always validates.)doc");
+  m.def("attention_softmax", &deepctr_ops::bindings::AttentionSoftmax, py::arg("scores"),
+        py::arg("key_valid"), py::arg("divisor") = 1.0, py::arg("blinding") = false,
+        py::arg("grad") = py::none(), py::arg("probs") = py::none(), py::arg("device") = "cpu",
+        py::arg("threads") = 0, py::arg("repeats") = 1,
+        R"doc(Masked attention softmax forward (grad=None) or backward.
+
+scores [heads*batch, Tq, Tk] float32 or float64, key_valid bool [batch, Tk].
+divisor is rounded to float32, as the op's attr is. The backward returns the
+gradient of the scores for the upstream `grad`; `probs` (the forward's output)
+defaults to the CPU forward of `scores`. Returns (result, milliseconds): on the
+GPU the mean time of one launch over `repeats` launches, 0 on the CPU.)doc");
 }
