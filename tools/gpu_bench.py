@@ -1,4 +1,4 @@
-"""GPU vs CPU timing of the pooling kernels through the pybind11 module.
+"""GPU vs CPU timing of the pooling and attention-softmax kernels through the pybind11 module.
 
 Run by tools/gpu_check.sh (DEEPCTR_OPS_KERNELS_DIR points at the build). Prints,
 per case, the CUDA-event time of one launch, the bytes it must move as GB/s,
@@ -51,7 +51,34 @@ def main() -> int:
                           f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
                 else:
                     print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
+    bench_attention(kernels, gpu, rng)
     return 0
+
+
+def bench_attention(kernels, gpu, rng):
+    """Masked attention softmax, [heads*B, Tq, Tk] logits and a [B, Tk] key mask."""
+    for dtype in (np.float32, np.float64):
+        for heads, b, t in ((8, 512, 50), (8, 2048, 50), (2, 256, 200)):
+            scores = rng.standard_normal((heads * b, t, t)).astype(dtype)
+            key_valid = np.arange(t)[None, :] < rng.integers(1, t + 1, size=b)[:, None]
+            upstream = rng.standard_normal(scores.shape).astype(dtype)
+            probs, _ = kernels.attention_softmax(scores, key_valid, 8.0**0.5, True)
+            size = scores.nbytes
+            for label, kwargs, moved in (
+                    ("fwd", {}, 2 * size + key_valid.nbytes),
+                    ("bwd", {"grad": upstream, "probs": probs}, 3 * size + key_valid.nbytes)):
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    kernels.attention_softmax(scores, key_valid, 8.0**0.5, True, **kwargs)
+                cpu_ms = (time.perf_counter() - t0) / 5 * 1e3
+                name = f"attention {np.dtype(dtype).name} h{heads} B{b} T{t}"
+                if gpu:
+                    _, gpu_ms = kernels.attention_softmax(scores, key_valid, 8.0**0.5, True,
+                                                          device="gpu", repeats=50, **kwargs)
+                    print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
+                          f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
+                else:
+                    print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
 
 
 if __name__ == "__main__":
