@@ -72,6 +72,32 @@ def test_eager_matches_deepctr(merge_mode, layers, res_layers, rng, capsys):
     assert capsys.readouterr().out == ""  # DeepCTR prints merge_mode; we do not.
 
 
+def _weight_grads(layer, x, mask=None):
+    """d(sum(out * upstream)) / d weights, in the layer's get_weights() order."""
+    with tf.GradientTape() as tape:
+        out = layer(tf.constant(x), mask=mask) if mask is not None else layer(tf.constant(x))
+        out = tf.concat(out, -1) if isinstance(out, list) else out
+        upstream = tf.constant(np.random.default_rng(3).standard_normal(out.shape.as_list()),
+                               out.dtype)
+        loss = tf.reduce_sum(out * upstream)
+    return [g.numpy() for g in tape.gradient(loss, layer.trainable_weights)]
+
+
+@pytest.mark.parametrize("merge_mode", ["ave", "concat", "mul", None])
+@pytest.mark.parametrize("layers,res_layers", [(1, 0), (2, 0), (2, 1), (3, 2)])
+def test_weight_gradients_match_deepctr(merge_mode, layers, res_layers, rng, capsys):
+    x = _data(rng)
+    theirs, ours = _pair(rng, x, E, layers=layers, res_layers=res_layers, merge_mode=merge_mode)
+    g_t = _weight_grads(theirs, x)
+    if IS_KERAS_3:  # DeepCTR's Keras 3 weight order is interleaved; ours is tf_keras'.
+        g_t = BiLSTM.weights_from_keras3_order(g_t, layers)
+    g_o = _weight_grads(ours, x)
+    assert [g.shape for g in g_o] == [g.shape for g in g_t]
+    for a, b in zip(g_o, g_t):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("layers,res_layers", [(1, 0), (2, 0), (2, 1), (2, 2), (3, 2)])
 def test_functional_masked_matches_deepctr(layers, res_layers, rng, capsys):
     from deepctr.layers.sequence import BiLSTM as DeepCTRBiLSTM
@@ -111,6 +137,17 @@ def test_functional_masked_matches_deepctr(layers, res_layers, rng, capsys):
             loss = tf.reduce_sum(model(x_t) ** 2)
         grads.append(tape.gradient(loss, x_t).numpy())
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+    # Weight gradients through the masked models.
+    weight_grads = []
+    for model, layer in ((model_t, theirs), (model_o, ours)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x_t) ** 2)
+        weight_grads.append([g.numpy() for g in tape.gradient(loss, layer.trainable_weights)])
+    g_t, g_o = weight_grads
+    if IS_KERAS_3:
+        g_t = BiLSTM.weights_from_keras3_order(g_t, layers)
+    for a, b in zip(g_o, g_t):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     capsys.readouterr()
 
 
