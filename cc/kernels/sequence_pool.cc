@@ -104,22 +104,17 @@ void ForEachCompetingStep(const RowPlan& plan, const MaxScope<Acc>& scope, Fn fn
   }
 }
 
-// Max over the competing steps and, if `ties` is set, how many steps reach it.
+// Max over the competing steps.
 template <int64_t kWidth, typename T, typename Acc>
 void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
-              int64_t stride, int64_t cols, Acc* max, Acc* ties) {
+              int64_t stride, int64_t cols, Acc* max) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
   if (!scope.has_steps) {
     std::fill(max, max + n, EmptyRowMax<Acc>(plan));
-    if (ties != nullptr) std::fill(ties, ties + n, Acc(0));
     return;
   }
   Acc m[kDepthBlock];
-  Acc c[kDepthBlock];
-  for (int64_t i = 0; i < n; ++i) {
-    m[i] = -static_cast<Acc>(INFINITY);
-    c[i] = Acc(0);
-  }
+  for (int64_t i = 0; i < n; ++i) m[i] = -static_cast<Acc>(INFINITY);
   const Acc shift = scope.shift;
   ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = base + t * stride;
@@ -128,17 +123,6 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
       m[i] = v > m[i] ? v : m[i];
     }
   });
-  if (ties != nullptr) {
-    // A second pass over data the first one just brought into cache: a
-    // branch-free compare-and-count vectorizes, a fused update does not.
-    ForEachCompetingStep(plan, scope, [&](int64_t t) {
-      const T* x = base + t * stride;
-      for (int64_t i = 0; i < n; ++i) {
-        c[i] += ToAccumulator(x[i]) - shift == m[i] ? Acc(1) : Acc(0);
-      }
-    });
-    for (int64_t i = 0; i < n; ++i) ties[i] = c[i];
-  }
   for (int64_t i = 0; i < n; ++i) max[i] = m[i];
 }
 
@@ -165,8 +149,7 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   DispatchWidth(u.cols, [&](auto width) {
     constexpr int64_t kWidth = decltype(width)::value;
     if (mode == PoolMode::kMax) {
-      MaxSteps<kWidth, T, Acc>(plan, MaxScopeOf<Acc>(plan), base, stride, u.cols, acc,
-                               nullptr);
+      MaxSteps<kWidth, T, Acc>(plan, MaxScopeOf<Acc>(plan), base, stride, u.cols, acc);
     } else {
       SumSteps<kWidth, T, Acc>(plan, base, stride, u.cols, acc);
     }
@@ -237,6 +220,10 @@ void BroadcastGradient(const RowPlan& plan, const T* grad_row, T* base,
 }
 
 // Max: TF's reduce_max gradient, (1 / ties) * grad at every tied step.
+//
+// Ties are rare, so the write pass assumes none ((1 / 1) * grad == grad
+// exactly) and counts them on the way; only columns that did tie are then
+// rewritten with their share. That saves a counting pass over the steps.
 template <int64_t kWidth, typename T, typename Acc>
 void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* base,
                  int64_t stride, int64_t cols, bool stream) {
@@ -244,14 +231,13 @@ void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* bas
   const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
   if (!scope.has_steps) return;  // No step: nothing to write.
   Acc max[kDepthBlock];
-  Acc ties[kDepthBlock];
-  MaxSteps<kWidth, T, Acc>(plan, scope, x_base, stride, cols, max, ties);
+  MaxSteps<kWidth, T, Acc>(plan, scope, x_base, stride, cols, max);
   const T zero = FromAccumulator<T>(Acc(0));
-  T share[kDepthBlock];
   T zeros[kDepthBlock];
+  Acc ties[kDepthBlock];
   for (int64_t i = 0; i < n; ++i) {
-    share[i] = FromAccumulator<T>((Acc(1) / ties[i]) * ToAccumulator(grad_row[i]));
     zeros[i] = zero;
+    ties[i] = Acc(0);
   }
   T row[kDepthBlock];
   for (int64_t t = 0; t < plan.extent; ++t) {
@@ -261,9 +247,25 @@ void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* bas
     }
     const T* x = x_base + t * stride;
     for (int64_t i = 0; i < n; ++i) {
-      row[i] = ToAccumulator(x[i]) - scope.shift == max[i] ? share[i] : zero;
+      const bool hit = ToAccumulator(x[i]) - scope.shift == max[i];
+      row[i] = hit ? grad_row[i] : zero;
+      ties[i] += hit ? Acc(1) : Acc(0);
     }
     StoreRow(base + t * stride, row, n, stream);
+  }
+  bool any_tie = false;
+  for (int64_t i = 0; i < n; ++i) any_tie |= ties[i] > Acc(1);
+  if (!any_tie) return;
+  FinishStores();  // The streamed rows land before they are patched.
+  for (int64_t t = 0; t < plan.extent; ++t) {
+    if (!scope.shifted && !StepIsValid(plan, t)) continue;
+    const T* x = x_base + t * stride;
+    T* g = base + t * stride;
+    for (int64_t i = 0; i < n; ++i) {
+      if (ties[i] > Acc(1) && ToAccumulator(x[i]) - scope.shift == max[i]) {
+        g[i] = FromAccumulator<T>((Acc(1) / ties[i]) * ToAccumulator(grad_row[i]));
+      }
+    }
   }
 }
 
