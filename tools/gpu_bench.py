@@ -36,17 +36,20 @@ def main() -> int:
             lengths = np.clip(rng.poisson(mean_len, size=b), 0, t).astype(np.int32)
             upstream = rng.standard_normal((b, 1, e), dtype=np.float32)
             valid_bytes = 4 * e * int(lengths.sum())
-            for label, grad, moved in (("fwd", None, valid_bytes + 4 * b * e),
+            # The max backward reads the forward's argmax, not the values.
+            _, _, argmax = kernels.sequence_pool(x, lengths, mode, return_argmax=True)
+            for label, grad, moved in (("fwd", None, valid_bytes + 4 * b * e + argmax.nbytes),
                                        ("bwd", upstream, 4 * b * t * e + 4 * b * e
-                                        + (valid_bytes if mode == "max" else 0))):
+                                        + argmax.nbytes)):
+                kwargs = {"grad": grad, "argmax": argmax if grad is not None else None}
                 t0 = time.perf_counter()
                 for _ in range(5):
-                    kernels.sequence_pool(x, lengths, mode, grad=grad)
+                    kernels.sequence_pool(x, lengths, mode, **kwargs)
                 cpu_ms = (time.perf_counter() - t0) / 5 * 1e3
                 name = f"{mode} B{b} T{t} E{e} len~{mean_len}"
                 if gpu:
-                    _, gpu_ms = kernels.sequence_pool(x, lengths, mode, grad=grad, device="gpu",
-                                                      repeats=50)
+                    _, gpu_ms = kernels.sequence_pool(x, lengths, mode, device="gpu", repeats=50,
+                                                      **kwargs)
                     print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
                           f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
                 else:

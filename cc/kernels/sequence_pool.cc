@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -126,6 +127,160 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
   for (int64_t i = 0; i < n; ++i) max[i] = m[i];
 }
 
+// The max backward compares argmax with the step in the accumulation type, so
+// that its vectorized loop stays in one register type (the build targets AVX,
+// which has no 256-bit integer compares). Rows longer than that type counts
+// exactly ignore argmax and re-read the values, as for kArgmaxTied.
+template <typename Acc>
+constexpr int64_t MaxIndexableSteps() {
+  return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
+}
+
+// AVX vectors of float or double for the argmax loops, which GCC does not
+// vectorize by itself (it keeps their compare-and-select scalar and branchy).
+// Lanes<T>::kSize == 0: no vector path, the scalar loops do all columns.
+template <typename T>
+struct Lanes {
+  static constexpr int64_t kSize = 0;
+};
+
+#if defined(__AVX__)
+inline void PrefetchLine(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
+
+template <>
+struct Lanes<float> {
+  using V = __m256;
+  static constexpr int64_t kSize = 8;
+  static V Load(const float* p) { return _mm256_loadu_ps(p); }
+  static void Store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V Set(float v) { return _mm256_set1_ps(v); }
+  static V Sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V Add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V And(V a, V b) { return _mm256_and_ps(a, b); }
+  static V Eq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }  // C++ ==.
+  // And/or, not blendv: GCC folds blendv of a compare into a generic select
+  // that it lowers to scalar code without AVX2.
+  static V Select(V mask, V a, V b) {
+    return _mm256_or_ps(_mm256_and_ps(mask, a), _mm256_andnot_ps(mask, b));
+  }
+  static V Max(V a, V b) { return _mm256_max_ps(a, b); }
+};
+
+template <>
+struct Lanes<double> {
+  using V = __m256d;
+  static constexpr int64_t kSize = 4;
+  static V Load(const double* p) { return _mm256_loadu_pd(p); }
+  static void Store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V Set(double v) { return _mm256_set1_pd(v); }
+  static V Sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  static V Add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V And(V a, V b) { return _mm256_and_pd(a, b); }
+  static V Eq(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+  static V Select(V mask, V a, V b) {
+    return _mm256_or_pd(_mm256_and_pd(mask, a), _mm256_andnot_pd(mask, b));
+  }
+  static V Max(V a, V b) { return _mm256_max_pd(a, b); }
+};
+#else
+inline void PrefetchLine(const void*) {}
+#endif
+
+// A step tag K > every step of the row: the vector argmax pass adds K + t + 1
+// for each step t equal to the max, so one sum says both how many there are
+// (sum / K) and, for one, which (sum - K - 1). Every partial sum stays an
+// integer below 1.5 * K * K < 2^digits, exact in Acc.
+template <typename Acc>
+constexpr int64_t StepTag() {
+  return int64_t{1} << ((std::numeric_limits<Acc>::digits - 1) / 2);
+}
+
+// MaxIndex for columns [0, n) of a row shorter than StepTag, as whole AVX
+// vectors when T has Lanes. Returns the columns it did (none otherwise).
+template <typename T, typename Acc>
+int64_t MaxIndexVectorized(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
+                           int64_t stride, int64_t n, const Acc* max, int32_t* argmax) {
+  if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+    using L = Lanes<T>;
+    if (plan.extent >= StepTag<Acc>()) return 0;
+    const Acc tag = static_cast<Acc>(StepTag<Acc>());
+    const typename L::V shift = L::Set(scope.shift);
+    const typename L::V one = L::Set(Acc(1));
+    auto columns = [&](auto shifted) {
+      int64_t c = 0;
+      for (; c + L::kSize <= n; c += L::kSize) {
+        const typename L::V m = L::Load(max + c);
+        typename L::V sum = L::Set(Acc(0));
+        auto visit = [&](int64_t t, typename L::V tagged) {
+          typename L::V v = L::Load(base + t * stride + c);
+          // x - 0 == x bit for bit, so unshifted rows skip the subtraction.
+          if constexpr (decltype(shifted)::value) v = L::Sub(v, shift);
+          // hit & tagged is tagged where the step equals the max, else +0.0.
+          sum = L::Add(sum, L::And(L::Eq(v, m), tagged));
+        };
+        if (plan.mask != nullptr && !scope.shifted) {
+          ForEachValidStep(plan, [&](int64_t t) {
+            visit(t, L::Set(tag + static_cast<Acc>(t + 1)));
+          });
+        } else {
+          const int64_t end = scope.shifted ? plan.extent : plan.valid_end;
+          typename L::V tagged = L::Set(tag + Acc(1));
+          // The next row starts where this one ends; fetch its lines now, as
+          // the max pass would, that this pass keeps from streaming.
+          const T* next = base + plan.extent * stride + c;
+          for (int64_t t = 0; t < end; ++t, tagged = L::Add(tagged, one)) {
+            PrefetchLine(next + t * stride);
+            visit(t, tagged);
+          }
+        }
+        Acc sums[L::kSize];
+        L::Store(sums, sum);
+        for (int64_t j = 0; j < L::kSize; ++j) {
+          const bool unique = sums[j] > tag && sums[j] < tag + tag;
+          argmax[c + j] = unique ? static_cast<int32_t>(sums[j] - tag) - 1 : kArgmaxTied;
+        }
+      }
+      return c;
+    };
+    return scope.shifted ? columns(std::true_type()) : columns(std::false_type());
+  } else {
+    return 0;
+  }
+}
+
+// Where the max of each column is (see argmax in sequence_pool.h). A second
+// pass over the row, which the max pass left in cache, once the max is known:
+// count the steps equal to it and keep the last, the only one if the count
+// is 1.
+template <int64_t kWidth, typename T, typename Acc>
+void MaxIndex(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
+              int64_t stride, int64_t cols, const Acc* max, int32_t* argmax) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  if (!scope.has_steps || plan.extent > INT32_MAX) {
+    std::fill(argmax, argmax + n, scope.has_steps ? kArgmaxTied : kArgmaxNoStep);
+    return;
+  }
+  const int64_t done = MaxIndexVectorized<T, Acc>(plan, scope, base, stride, n, max, argmax);
+  if (done == n) return;
+  int64_t hits[kDepthBlock];
+  int64_t last[kDepthBlock];
+  for (int64_t i = done; i < n; ++i) hits[i] = 0;
+  ForEachCompetingStep(plan, scope, [&](int64_t t) {
+    const T* x = base + t * stride;
+    for (int64_t i = done; i < n; ++i) {
+      if (ToAccumulator(x[i]) - scope.shift == max[i]) {
+        ++hits[i];
+        last[i] = t;
+      }
+    }
+  });
+  for (int64_t i = done; i < n; ++i) {
+    argmax[i] = hits[i] == 1 ? static_cast<int32_t>(last[i]) : kArgmaxTied;
+  }
+}
+
 template <int64_t kWidth, typename T, typename Acc>
 void SumSteps(const RowPlan& plan, const T* base, int64_t stride, int64_t cols, Acc* sum) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
@@ -140,16 +295,22 @@ void SumSteps(const RowPlan& plan, const T* base, int64_t stride, int64_t cols, 
 
 template <typename T, typename Index>
 void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
-                 T* output, const Unit& u) {
+                 T* output, int32_t* argmax, const Unit& u) {
   using Acc = typename AccumulatorOf<T>::Type;
   const RowPlan plan = PlanRow(rows, u.batch_row);
   const int64_t stride = rows.depth;
   const T* base = values + plan.begin * stride + u.col_begin;
+  const int64_t pooled_offset = u.batch_row * stride + u.col_begin;
   Acc acc[kDepthBlock];
   DispatchWidth(u.cols, [&](auto width) {
     constexpr int64_t kWidth = decltype(width)::value;
     if (mode == PoolMode::kMax) {
-      MaxSteps<kWidth, T, Acc>(plan, MaxScopeOf<Acc>(plan), base, stride, u.cols, acc);
+      const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
+      MaxSteps<kWidth, T, Acc>(plan, scope, base, stride, u.cols, acc);
+      if (argmax != nullptr) {
+        MaxIndex<kWidth, T, Acc>(plan, scope, base, stride, u.cols, acc,
+                                 argmax + pooled_offset);
+      }
     } else {
       SumSteps<kWidth, T, Acc>(plan, base, stride, u.cols, acc);
     }
@@ -158,7 +319,7 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
     const Acc divisor = MeanDivisor<Acc>(plan);
     for (int64_t i = 0; i < u.cols; ++i) acc[i] /= divisor;
   }
-  T* out = output + u.batch_row * stride + u.col_begin;
+  T* out = output + pooled_offset;
   for (int64_t i = 0; i < u.cols; ++i) out[i] = FromAccumulator<T>(acc[i]);
 }
 
@@ -221,65 +382,85 @@ void BroadcastGradient(const RowPlan& plan, const T* grad_row, T* base,
 
 // Max: TF's reduce_max gradient, (1 / ties) * grad at every tied step.
 //
-// Ties are rare, so the write pass assumes none ((1 / 1) * grad == grad
-// exactly) and counts them on the way; only columns that did tie are then
-// rewritten with their share. That saves a counting pass over the steps.
+// A column whose max is a single step (argmax >= 0) gets grad there, since
+// (1 / 1) * grad == grad exactly, and 0 elsewhere: no value is read. Columns
+// with a negative code are written 0 first and then, if any, patched with
+// their share after re-reading the competing steps to find the ties.
 template <int64_t kWidth, typename T, typename Acc>
-void MaxGradient(const RowPlan& plan, const T* x_base, const T* grad_row, T* base,
-                 int64_t stride, int64_t cols, bool stream) {
+void MaxGradient(const RowPlan& plan, const T* x_base, const int32_t* argmax_row,
+                 const T* grad_row, T* base, int64_t stride, int64_t cols, bool stream) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
   const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
   if (!scope.has_steps) return;  // No step: nothing to write.
-  Acc max[kDepthBlock];
-  MaxSteps<kWidth, T, Acc>(plan, scope, x_base, stride, cols, max);
+  const bool indexed = argmax_row != nullptr && plan.extent <= MaxIndexableSteps<Acc>();
+  int32_t at[kDepthBlock];
+  Acc at_step[kDepthBlock];  // at[i] as a step to compare with, see MaxIndexableSteps.
+  bool any_tie = false;
+  for (int64_t i = 0; i < n; ++i) {
+    at[i] = indexed ? argmax_row[i] : kArgmaxTied;
+    at_step[i] = static_cast<Acc>(at[i]);
+    any_tie |= at[i] < 0;
+  }
   const T zero = FromAccumulator<T>(Acc(0));
   T zeros[kDepthBlock];
-  Acc ties[kDepthBlock];
-  for (int64_t i = 0; i < n; ++i) {
-    zeros[i] = zero;
-    ties[i] = Acc(0);
-  }
+  for (int64_t i = 0; i < n; ++i) zeros[i] = zero;
   T row[kDepthBlock];
   for (int64_t t = 0; t < plan.extent; ++t) {
     if (!scope.shifted && !StepIsValid(plan, t)) {
       StoreRow(base + t * stride, zeros, n, stream);
       continue;
     }
-    const T* x = x_base + t * stride;
-    for (int64_t i = 0; i < n; ++i) {
-      const bool hit = ToAccumulator(x[i]) - scope.shift == max[i];
-      row[i] = hit ? grad_row[i] : zero;
-      ties[i] += hit ? Acc(1) : Acc(0);
+    const Acc step = static_cast<Acc>(t);
+    int64_t done = 0;
+    if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+      using L = Lanes<T>;
+      for (; done + L::kSize <= n; done += L::kSize) {
+        L::Store(row + done, L::Select(L::Eq(L::Load(at_step + done), L::Set(step)),
+                                       L::Load(grad_row + done), L::Set(zero)));
+      }
     }
+    for (int64_t i = done; i < n; ++i) row[i] = at_step[i] == step ? grad_row[i] : zero;
     StoreRow(base + t * stride, row, n, stream);
   }
-  bool any_tie = false;
-  for (int64_t i = 0; i < n; ++i) any_tie |= ties[i] > Acc(1);
   if (!any_tie) return;
+  Acc max[kDepthBlock];
+  MaxSteps<kWidth, T, Acc>(plan, scope, x_base, stride, cols, max);
+  Acc ties[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) ties[i] = Acc(0);
+  ForEachCompetingStep(plan, scope, [&](int64_t t) {
+    const T* x = x_base + t * stride;
+    for (int64_t i = 0; i < n; ++i) {
+      ties[i] += ToAccumulator(x[i]) - scope.shift == max[i] ? Acc(1) : Acc(0);
+    }
+  });
+  T share[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) {
+    share[i] = FromAccumulator<T>((Acc(1) / ties[i]) * ToAccumulator(grad_row[i]));
+  }
   FinishStores();  // The streamed rows land before they are patched.
-  for (int64_t t = 0; t < plan.extent; ++t) {
-    if (!scope.shifted && !StepIsValid(plan, t)) continue;
+  ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = x_base + t * stride;
     T* g = base + t * stride;
     for (int64_t i = 0; i < n; ++i) {
-      if (ties[i] > Acc(1) && ToAccumulator(x[i]) - scope.shift == max[i]) {
-        g[i] = FromAccumulator<T>((Acc(1) / ties[i]) * ToAccumulator(grad_row[i]));
-      }
+      if (at[i] < 0 && ToAccumulator(x[i]) - scope.shift == max[i]) g[i] = share[i];
     }
-  }
+  });
 }
 
 template <typename T, typename Index>
 void BackwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
-                  const T* grad_output, T* grad_values, const Unit& u, bool stream) {
+                  const int32_t* argmax, const T* grad_output, T* grad_values,
+                  const Unit& u, bool stream) {
   using Acc = typename AccumulatorOf<T>::Type;
   const RowPlan plan = PlanRow(rows, u.batch_row);
   const int64_t stride = rows.depth;
   const int64_t offset = plan.begin * stride + u.col_begin;
-  const T* grad_row = grad_output + u.batch_row * stride + u.col_begin;
+  const int64_t pooled_offset = u.batch_row * stride + u.col_begin;
+  const T* grad_row = grad_output + pooled_offset;
   if (mode == PoolMode::kMax) {
+    const int32_t* argmax_row = argmax != nullptr ? argmax + pooled_offset : nullptr;
     DispatchWidth(u.cols, [&](auto width) {
-      MaxGradient<decltype(width)::value, T, Acc>(plan, values + offset, grad_row,
+      MaxGradient<decltype(width)::value, T, Acc>(plan, values + offset, argmax_row, grad_row,
                                                   grad_values + offset, stride, u.cols, stream);
     });
   } else {
@@ -336,14 +517,14 @@ Status ValidatePoolRows(const PoolRows<Index>& rows) {
 
 template <typename T, typename Index>
 Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
-                              const T* values, T* output,
+                              const T* values, T* output, int32_t* argmax,
                               const ParallelFor& parallel_for) {
   Status status = ValidatePoolRows(rows);
   if (!status.ok()) return status;
-  const int64_t cost = StepsPerRow(rows) * kDepthBlock * 2;
+  const int64_t cost = StepsPerRow(rows) * kDepthBlock * (mode == PoolMode::kMax ? 3 : 2);
   parallel_for(NumUnits(rows), cost, [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
-      ForwardUnit(rows, mode, values, output, UnitAt(unit, rows.depth));
+      ForwardUnit(rows, mode, values, output, argmax, UnitAt(unit, rows.depth));
     }
   });
   return Status::Ok();
@@ -351,17 +532,18 @@ Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
 
 template <typename T, typename Index>
 Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
-                               const T* values, const T* grad_output,
-                               T* grad_values, const ParallelFor& parallel_for) {
+                               const T* values, const int32_t* argmax,
+                               const T* grad_output, T* grad_values,
+                               const ParallelFor& parallel_for) {
   Status status = ValidatePoolRows(rows);
   if (!status.ok()) return status;
-  const int64_t cost = StepsPerRow(rows) * kDepthBlock * (mode == PoolMode::kMax ? 6 : 2);
+  const int64_t cost = StepsPerRow(rows) * kDepthBlock * (mode == PoolMode::kMax ? 3 : 2);
   const bool stream =
       rows.num_steps * rows.depth * static_cast<int64_t>(sizeof(T)) >= kStreamingStoreBytes;
   parallel_for(NumUnits(rows), cost, [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
-      BackwardUnit(rows, mode, values, grad_output, grad_values, UnitAt(unit, rows.depth),
-                   stream);
+      BackwardUnit(rows, mode, values, argmax, grad_output, grad_values,
+                   UnitAt(unit, rows.depth), stream);
     }
     if (stream) FinishStores();
   });
@@ -370,9 +552,10 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
 
 #define DEEPCTR_OPS_INSTANTIATE_POOL(T, Index)                                 \
   template Status SequencePoolForwardCpu<T, Index>(                            \
-      const PoolRows<Index>&, PoolMode, const T*, T*, const ParallelFor&);     \
+      const PoolRows<Index>&, PoolMode, const T*, T*, int32_t*,                \
+      const ParallelFor&);                                                     \
   template Status SequencePoolBackwardCpu<T, Index>(                           \
-      const PoolRows<Index>&, PoolMode, const T*, const T*, T*,                \
+      const PoolRows<Index>&, PoolMode, const T*, const int32_t*, const T*, T*, \
       const ParallelFor&);
 
 #define DEEPCTR_OPS_INSTANTIATE_POOL_INDEX(Index)  \

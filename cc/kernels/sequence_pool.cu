@@ -36,10 +36,45 @@ __device__ Acc ColumnMax(const RowPlan& plan, const T* x, int64_t stride,
   return max;
 }
 
+// ColumnMax that also finds where the max is (argmax in sequence_pool.h).
+// `hits` counts the steps equal to the running max since it was last raised,
+// so at the end it counts the steps equal to the max, and `first` is the
+// first of them, decided by the same comparison as ColumnMax.
+template <typename T, typename Acc>
+__device__ Acc ColumnMaxAndIndex(const RowPlan& plan, const T* x, int64_t stride,
+                                 int32_t* argmax) {
+  const bool shifted = plan.valid_count == 0;
+  if (!(plan.valid_count > 0 || (plan.padded && plan.extent > 0))) {
+    *argmax = kArgmaxNoStep;
+    return EmptyRowMax<Acc>(plan);
+  }
+  const Acc shift = shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+  const int64_t end = shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
+  Acc max = -static_cast<Acc>(INFINITY);
+  int64_t first = 0;
+  int64_t hits = 0;
+  for (int64_t t = 0; t < end; ++t) {
+    if (!shifted && !StepIsValid(plan, t)) continue;
+    const Acc v = ToAccumulator(x[t * stride]) - shift;
+    if (v > max) {
+      max = v;
+      first = t;
+      hits = 1;
+    } else if (v == max) {
+      if (hits == 0) first = t;
+      ++hits;
+    }
+  }
+  // Like the CPU, no index for rows longer than an int32 can name.
+  *argmax = hits == 1 && plan.extent <= INT32_MAX ? static_cast<int32_t>(first) : kArgmaxTied;
+  return max;
+}
+
 template <typename T, typename Index>
 __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
                                   const T* __restrict__ values,
-                                  T* __restrict__ output) {
+                                  T* __restrict__ output,
+                                  int32_t* __restrict__ argmax) {
   using Acc = typename AccumulatorOf<T>::Type;
   const int64_t total = rows.batch * rows.depth;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -50,8 +85,12 @@ __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
     const T* x = values + plan.begin * rows.depth + e;
     Acc acc;
     if (mode == PoolMode::kMax) {
-      bool has_steps, shifted;
-      acc = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &shifted);
+      if (argmax != nullptr) {
+        acc = ColumnMaxAndIndex<T, Acc>(plan, x, rows.depth, argmax + idx);
+      } else {
+        bool has_steps, shifted;
+        acc = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &shifted);
+      }
     } else {
       acc = Acc(0);
       const int64_t end = plan.mask ? plan.extent : plan.valid_end;
@@ -67,6 +106,7 @@ __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
 template <typename T, typename Index>
 __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
                                    const T* __restrict__ values,
+                                   const int32_t* __restrict__ argmax,
                                    const T* __restrict__ grad_output,
                                    T* __restrict__ grad_values) {
   using Acc = typename AccumulatorOf<T>::Type;
@@ -89,9 +129,20 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
       }
       continue;
     }
-    bool has_steps, shifted;
-    const Acc max = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &shifted);
-    if (!has_steps) continue;
+    const bool shifted = plan.valid_count == 0;
+    if (!(plan.valid_count > 0 || (plan.padded && plan.extent > 0))) continue;
+    const int64_t at = argmax != nullptr ? argmax[idx] : kArgmaxTied;
+    if (at >= 0) {
+      // A single max: grad there, (1 / 1) * grad == grad; no value is read.
+      const T g_at = grad_output[idx];
+      for (int64_t t = 0; t < plan.extent; ++t) {
+        const bool competes = shifted || StepIsValid(plan, t);
+        g[t * rows.depth] = competes && t == at ? g_at : zero;
+      }
+      continue;
+    }
+    bool has_steps, unused_shifted;
+    const Acc max = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &unused_shifted);
     const Acc shift = shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
     Acc ties = 0;
     for (int64_t t = 0; t < plan.extent; ++t) {
@@ -123,19 +174,21 @@ Status CheckLaunch(const char* what) {
 
 template <typename T, typename Index>
 Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
-                                 const T* values, T* output, void* stream) {
+                                 const T* values, T* output, int32_t* argmax,
+                                 void* stream) {
   const int64_t total = rows.batch * rows.depth;
   if (total == 0) return Status::Ok();
   PoolForwardKernel<T, Index>
       <<<BlocksFor(total), kThreadsPerBlock, 0, static_cast<cudaStream_t>(stream)>>>(
-          rows, mode, values, output);
+          rows, mode, values, output, mode == PoolMode::kMax ? argmax : nullptr);
   return CheckLaunch("SequencePool forward");
 }
 
 template <typename T, typename Index>
 Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
-                                  const T* values, const T* grad_output,
-                                  T* grad_values, void* stream) {
+                                  const T* values, const int32_t* argmax,
+                                  const T* grad_output, T* grad_values,
+                                  void* stream) {
   cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
   if (rows.layout == RowLayout::kRagged && rows.num_steps * rows.depth > 0) {
     // Unvalidated (clamped) row_splits may leave value rows outside every
@@ -150,16 +203,17 @@ Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
   const int64_t total = rows.batch * rows.depth;
   if (total == 0) return Status::Ok();
   PoolBackwardKernel<T, Index>
-      <<<BlocksFor(total), kThreadsPerBlock, 0, cuda_stream>>>(rows, mode, values,
+      <<<BlocksFor(total), kThreadsPerBlock, 0, cuda_stream>>>(rows, mode, values, argmax,
                                                                 grad_output, grad_values);
   return CheckLaunch("SequencePool backward");
 }
 
 #define DEEPCTR_OPS_INSTANTIATE_POOL_GPU(T, Index)                            \
   template Status LaunchSequencePoolForward<T, Index>(                        \
-      const PoolRows<Index>&, PoolMode, const T*, T*, void*);                 \
+      const PoolRows<Index>&, PoolMode, const T*, T*, int32_t*, void*);       \
   template Status LaunchSequencePoolBackward<T, Index>(                       \
-      const PoolRows<Index>&, PoolMode, const T*, const T*, T*, void*);
+      const PoolRows<Index>&, PoolMode, const T*, const int32_t*, const T*, T*, \
+      void*);
 
 #define DEEPCTR_OPS_INSTANTIATE_POOL_GPU_INDEX(Index) \
   DEEPCTR_OPS_INSTANTIATE_POOL_GPU(float, Index)     \

@@ -20,10 +20,22 @@
 //   unlike DeepCTR, padded steps never compete (shifted by 1e9) in a row that
 //   has a valid step; that differs only when a padded value exceeds every
 //   valid one of its row by more than 1e9.
+// * Max also records, per (batch row, column), where its max is: argmax is
+//   [batch, depth] int32 holding the step index t of the max relative to the
+//   row's first step when exactly one competing step equals it,
+//   kArgmaxTied when that is not a single step (two or more tie, as all
+//   padded steps of an empty dense row usually do, or none equals it: NaN),
+//   and kArgmaxNoStep when the row has no step at all (dense max_time 0, an
+//   empty ragged row). Ties are decided by comparing in the accumulation
+//   type after the shift, exactly as the backward splits the gradient.
 // * The backward writes every element of grad_values exactly once: the
 //   pooled gradient (sum), divided by the mean's divisor (mean), or split
 //   evenly over the tied maxima as TF's reduce_max gradient does (max), and 0
-//   everywhere else.
+//   everywhere else. Max takes the forward's argmax and reads no values for
+//   a column with argmax >= 0 (grad at that step, (1/1)*grad == grad); only
+//   for a column with a negative code (or every column when argmax is null)
+//   does it re-read the competing steps to find and count the ties. An
+//   argmax >= 0 that is not a competing step of its row gets no gradient.
 // * 16-bit types accumulate in float; float and double in their own type.
 #ifndef DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_H_
 #define DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_H_
@@ -38,6 +50,10 @@ namespace kernels {
 
 enum class PoolMode : int32_t { kSum = 0, kMean = 1, kMax = 2 };
 enum class RowLayout : int32_t { kLengths = 0, kMask = 1, kRagged = 2 };
+
+// Negative argmax codes of max pooling (see the contract above).
+constexpr int32_t kArgmaxTied = -1;
+constexpr int32_t kArgmaxNoStep = -2;
 
 // Parses "sum" | "mean" | "max".
 Status ParsePoolMode(const char* name, PoolMode* mode);
@@ -63,15 +79,19 @@ Status ValidatePoolRows(const PoolRows<Index>& rows);
 
 // CPU. `values`, `output`, ... are host pointers. T is float, double, Half or
 // BFloat16; Index is int32_t or int64_t. Calls ValidatePoolRows first.
+// `argmax` ([batch, depth]) is written by the max forward when not null and
+// read by the max backward (null: every column is treated as tied); other
+// modes ignore it.
 template <typename T, typename Index>
 Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
-                              const T* values, T* output,
+                              const T* values, T* output, int32_t* argmax,
                               const ParallelFor& parallel_for);
 
 template <typename T, typename Index>
 Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
-                               const T* values, const T* grad_output,
-                               T* grad_values, const ParallelFor& parallel_for);
+                               const T* values, const int32_t* argmax,
+                               const T* grad_output, T* grad_values,
+                               const ParallelFor& parallel_for);
 
 // CUDA, asynchronous on `stream` (a cudaStream_t; nullptr is the default
 // stream). All pointers are device pointers. Ragged row_splits cannot be
@@ -81,12 +101,14 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
 // so value rows outside every clamped batch row get 0, not garbage.
 template <typename T, typename Index>
 Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
-                                 const T* values, T* output, void* stream);
+                                 const T* values, T* output, int32_t* argmax,
+                                 void* stream);
 
 template <typename T, typename Index>
 Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
-                                  const T* values, const T* grad_output,
-                                  T* grad_values, void* stream);
+                                  const T* values, const int32_t* argmax,
+                                  const T* grad_output, T* grad_values,
+                                  void* stream);
 
 }  // namespace kernels
 }  // namespace deepctr_ops

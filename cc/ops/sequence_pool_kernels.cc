@@ -82,14 +82,15 @@ absl::Status DescribeRows(RowLayout layout, const Tensor& values,
 struct CpuDevice {
   template <typename K, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const PoolRows<Index>& rows,
-                                 PoolMode mode, const K* values, K* out) {
-    return kernels::SequencePoolForwardCpu(rows, mode, values, out, CpuParallelFor(ctx));
+                                 PoolMode mode, const K* values, K* out, int32_t* argmax) {
+    return kernels::SequencePoolForwardCpu(rows, mode, values, out, argmax,
+                                           CpuParallelFor(ctx));
   }
   template <typename K, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const PoolRows<Index>& rows,
-                                  PoolMode mode, const K* values, const K* grad,
-                                  K* grad_values) {
-    return kernels::SequencePoolBackwardCpu(rows, mode, values, grad, grad_values,
+                                  PoolMode mode, const K* values, const int32_t* argmax,
+                                  const K* grad, K* grad_values) {
+    return kernels::SequencePoolBackwardCpu(rows, mode, values, argmax, grad, grad_values,
                                             CpuParallelFor(ctx));
   }
 };
@@ -98,14 +99,15 @@ struct CpuDevice {
 struct GpuDevice {
   template <typename K, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const PoolRows<Index>& rows,
-                                 PoolMode mode, const K* values, K* out) {
-    return kernels::LaunchSequencePoolForward(rows, mode, values, out, GpuStream(ctx));
+                                 PoolMode mode, const K* values, K* out, int32_t* argmax) {
+    return kernels::LaunchSequencePoolForward(rows, mode, values, out, argmax,
+                                              GpuStream(ctx));
   }
   template <typename K, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const PoolRows<Index>& rows,
-                                  PoolMode mode, const K* values, const K* grad,
-                                  K* grad_values) {
-    return kernels::LaunchSequencePoolBackward(rows, mode, values, grad, grad_values,
+                                  PoolMode mode, const K* values, const int32_t* argmax,
+                                  const K* grad, K* grad_values) {
+    return kernels::LaunchSequencePoolBackward(rows, mode, values, argmax, grad, grad_values,
                                                GpuStream(ctx));
   }
 };
@@ -113,7 +115,8 @@ struct GpuDevice {
 
 // One class for every (device, dtype, index type, layout, direction). Inputs:
 // values, the row description (lengths | mask | row_splits) and, for the
-// gradient, grad [B, 1, E].
+// gradient, the forward's argmax and grad [B, 1, E]. The forward's outputs are
+// pooled and argmax ([B, 1, E] for max, [0] otherwise).
 template <typename Device, typename T, typename Index, RowLayout kLayout, bool kGrad>
 class SequencePoolOp : public OpKernel {
  public:
@@ -128,23 +131,38 @@ class SequencePoolOp : public OpKernel {
     PoolRows<Index> rows;
     OP_REQUIRES_OK(ctx, DescribeRows(kLayout, values, ctx->input(1), &rows));
     const TensorShape pooled_shape({rows.batch, 1, rows.depth});
+    const bool is_max = mode_ == PoolMode::kMax;
     if constexpr (kGrad) {
-      const Tensor& grad = ctx->input(2);
+      const Tensor& argmax = ctx->input(2);
+      const Tensor& grad = ctx->input(3);
       OP_REQUIRES(ctx, grad.shape() == pooled_shape,
                   absl::InvalidArgumentError(
                       "grad must have the pooled shape " + pooled_shape.DebugString() +
                       ", got " + grad.shape().DebugString()));
+      OP_REQUIRES(ctx, !is_max || argmax.shape() == pooled_shape,
+                  absl::InvalidArgumentError(
+                      "argmax must have the pooled shape " + pooled_shape.DebugString() +
+                      " for mode 'max', got " + argmax.shape().DebugString()));
       Tensor* grad_values = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, values.shape(), &grad_values));
       OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(
                               ctx, rows, mode_, KernelData<T>(values),
+                              is_max ? argmax.flat<int32_t>().data() : nullptr,
                               KernelData<T>(grad), KernelData<T>(grad_values))));
     } else {
       Tensor* pooled = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, pooled_shape, &pooled));
-      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, rows, mode_,
-                                                       KernelData<T>(values),
-                                                       KernelData<T>(pooled))));
+      // Without a consumer (inference: no gradient op), argmax is not needed
+      // and its pass over the steps is skipped.
+      int32_t* argmax_data = nullptr;
+      if (ctx->output_required(1)) {
+        Tensor* argmax = nullptr;
+        OP_REQUIRES_OK(ctx, ctx->allocate_output(1, is_max ? pooled_shape : TensorShape({0}),
+                                                 &argmax));
+        if (is_max) argmax_data = argmax->flat<int32_t>().data();
+      }
+      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, rows, mode_, KernelData<T>(values),
+                                                       KernelData<T>(pooled), argmax_data)));
     }
   }
 

@@ -1,5 +1,7 @@
 // Op definitions and shape functions of the sequence pooling family.
 // The names are a public API: SavedModels store them. Never rename one.
+#include <string>
+
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -33,6 +35,14 @@ absl::Status LengthsBatch(InferenceContext* c, int input, DimensionHandle* batch
   return absl::OkStatus();
 }
 
+// Output 1, argmax: [B, 1, E] for mode "max", else the empty [0].
+absl::Status SetArgmaxShape(InferenceContext* c, ShapeHandle pooled) {
+  std::string mode;
+  TF_RETURN_IF_ERROR(c->GetAttr("mode", &mode));
+  c->set_output(1, mode == "max" ? pooled : c->MakeShape({0}));
+  return absl::OkStatus();
+}
+
 // Dense forward: values [B, T, E], lengths or mask -> pooled [B, 1, E].
 absl::Status DenseForwardShape(InferenceContext* c, bool is_mask) {
   ShapeHandle values;
@@ -50,7 +60,7 @@ absl::Status DenseForwardShape(InferenceContext* c, bool is_mask) {
     TF_RETURN_IF_ERROR(c->Merge(batch, lengths_batch, &batch));
   }
   c->set_output(0, c->MakeShape({batch, c->MakeDim(1), c->Dim(values, 2)}));
-  return absl::OkStatus();
+  return SetArgmaxShape(c, c->output(0));
 }
 
 // Ragged forward: values [N, E], row_splits [B + 1] -> pooled [B, 1, E].
@@ -61,15 +71,22 @@ absl::Status RaggedForwardShape(InferenceContext* c) {
   DimensionHandle batch;
   TF_RETURN_IF_ERROR(c->Subtract(c->Dim(splits, 0), 1, &batch));
   c->set_output(0, c->MakeShape({batch, c->MakeDim(1), c->Dim(values, 1)}));
-  return absl::OkStatus();
+  return SetArgmaxShape(c, c->output(0));
 }
 
-// Every gradient: grad_values has the shape of values; grad is [B, 1, E].
+// Every gradient: grad_values has the shape of values; grad is [B, 1, E] and,
+// for max, so is argmax.
 absl::Status GradShape(InferenceContext* c) {
   ShapeHandle grad;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 3, &grad));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &grad));
   DimensionHandle one;
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(grad, 1), 1, &one));
+  std::string mode;
+  TF_RETURN_IF_ERROR(c->GetAttr("mode", &mode));
+  if (mode == "max") {
+    ShapeHandle argmax;
+    TF_RETURN_IF_ERROR(c->Merge(c->input(2), grad, &argmax));
+  }
   c->set_output(0, c->input(0));
   return absl::OkStatus();
 }
@@ -80,6 +97,7 @@ REGISTER_OP("DeepCTR>SequencePool")
     .Input("values: T")
     .Input("lengths: Tlen")
     .Output("pooled: T")
+    .Output("argmax: int32")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
     .Attr("Tlen: {int32, int64} = DT_INT32")
@@ -87,32 +105,48 @@ REGISTER_OP("DeepCTR>SequencePool")
     .Doc(R"doc(
 Pools values [B, T, E] over the first lengths[b] steps (clamped to [0, T]) into
 [B, 1, E], with DeepCTR SequencePoolingLayer's sum/mean/max semantics.
+
+argmax: for mode "max", [B, 1, E]: the step t of the max when exactly one step
+holds it, -1 when not a single step (tied maxima, as in a row with no valid
+step, whose padded steps all compete shifted by -1e9), -2 when the row has no
+step at all (T == 0). For sum and mean, an empty [0]. It feeds the gradient op;
+in a graph where nothing consumes it (inference), the max forward skips it.
 )doc");
 
 REGISTER_OP("DeepCTR>SequencePoolGrad")
     .Input("values: T")
     .Input("lengths: Tlen")
+    .Input("argmax: int32")
     .Input("grad: T")
     .Output("grad_values: T")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
     .Attr("Tlen: {int32, int64} = DT_INT32")
-    .SetShapeFn(GradShape);
+    .SetShapeFn(GradShape)
+    .Doc(R"doc(
+Gradient of DeepCTR>SequencePool (likewise the Masked and Ragged grads). argmax
+is the forward's argmax output, read only for mode "max": a column with
+argmax >= 0 gets grad at that step and 0 elsewhere without reading values;
+only columns coded -1 re-read their steps and split grad evenly over the ties.
+)doc");
 
 REGISTER_OP("DeepCTR>MaskedSequencePool")
     .Input("values: T")
     .Input("mask: bool")
     .Output("pooled: T")
+    .Output("argmax: int32")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
     .SetShapeFn([](InferenceContext* c) { return DenseForwardShape(c, true); })
     .Doc(R"doc(
 Pools values [B, T, E] over the steps where mask [B, T] is true (any pattern).
+argmax as for DeepCTR>SequencePool.
 )doc");
 
 REGISTER_OP("DeepCTR>MaskedSequencePoolGrad")
     .Input("values: T")
     .Input("mask: bool")
+    .Input("argmax: int32")
     .Input("grad: T")
     .Output("grad_values: T")
     .Attr(kModeAttr)
@@ -123,6 +157,7 @@ REGISTER_OP("DeepCTR>RaggedSequencePool")
     .Input("values: T")
     .Input("row_splits: Tsplits")
     .Output("pooled: T")
+    .Output("argmax: int32")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
     .Attr("Tsplits: {int32, int64} = DT_INT64")
@@ -130,11 +165,14 @@ REGISTER_OP("DeepCTR>RaggedSequencePool")
     .Doc(R"doc(
 Pools the rows of a ragged [B, None, E] tensor given as flat values [N, E] and
 row_splits [B + 1] into [B, 1, E]. An empty row pools like a zero-padded one.
+argmax as for DeepCTR>SequencePool, t relative to row_splits[b]; -2 for an
+empty row.
 )doc");
 
 REGISTER_OP("DeepCTR>RaggedSequencePoolGrad")
     .Input("values: T")
     .Input("row_splits: Tsplits")
+    .Input("argmax: int32")
     .Input("grad: T")
     .Output("grad_values: T")
     .Attr(kModeAttr)

@@ -64,11 +64,11 @@ int CudaDeviceCount() {
 template <typename T, typename Index>
 kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
                                      kernels::PoolMode mode, const T* values,
-                                     const T* grad_output, T* result, int repeats,
-                                     double* milliseconds) {
+                                     const T* grad_output, T* result, int32_t* argmax,
+                                     int repeats, double* milliseconds) {
   const size_t value_count = static_cast<size_t>(rows.num_steps * rows.depth);
   const size_t pooled_count = static_cast<size_t>(rows.batch * rows.depth);
-  DeviceBuffer d_values, d_rows, d_grad, d_result;
+  DeviceBuffer d_values, d_rows, d_grad, d_result, d_argmax;
   kernels::Status s = Upload(values, value_count, &d_values);
   if (!s.ok()) return s;
   kernels::PoolRows<Index> device_rows = rows;
@@ -92,6 +92,17 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
     s = Upload(grad_output, pooled_count, &d_grad);
     if (!s.ok()) return s;
   }
+  int32_t* da = nullptr;
+  if (argmax != nullptr) {
+    if (backward) {
+      s = Upload(argmax, pooled_count, &d_argmax);
+      if (!s.ok()) return s;
+    } else {
+      DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(d_argmax.Allocate(pooled_count * sizeof(int32_t)),
+                                       "cudaMalloc");
+    }
+    da = static_cast<int32_t*>(d_argmax.get());
+  }
   const size_t result_count = backward ? value_count : pooled_count;
   DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(d_result.Allocate(result_count * sizeof(T)), "cudaMalloc");
 
@@ -99,9 +110,10 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
     const T* dv = static_cast<const T*>(d_values.get());
     T* dr = static_cast<T*>(d_result.get());
     return backward ? kernels::LaunchSequencePoolBackward(
-                          device_rows, mode, dv, static_cast<const T*>(d_grad.get()), dr,
+                          device_rows, mode, dv, da, static_cast<const T*>(d_grad.get()), dr,
                           nullptr)
-                    : kernels::LaunchSequencePoolForward(device_rows, mode, dv, dr, nullptr);
+                    : kernels::LaunchSequencePoolForward(device_rows, mode, dv, dr, da,
+                                                         nullptr);
   };
   s = launch();  // Warm-up, and the run whose result is returned.
   if (!s.ok()) return s;
@@ -109,6 +121,11 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
   if (result_count > 0) {
     DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
         cudaMemcpy(result, d_result.get(), result_count * sizeof(T), cudaMemcpyDeviceToHost),
+        "cudaMemcpy to host");
+  }
+  if (!backward && argmax != nullptr && pooled_count > 0) {
+    DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
+        cudaMemcpy(argmax, da, pooled_count * sizeof(int32_t), cudaMemcpyDeviceToHost),
         "cudaMemcpy to host");
   }
   cudaEvent_t start, stop;
@@ -129,8 +146,8 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
 
 #define DEEPCTR_OPS_INSTANTIATE_RUNNER(T, Index)                                     \
   template kernels::Status RunSequencePoolOnGpu<T, Index>(                           \
-      const kernels::PoolRows<Index>&, kernels::PoolMode, const T*, const T*, T*, int, \
-      double*);
+      const kernels::PoolRows<Index>&, kernels::PoolMode, const T*, const T*, T*, int32_t*, \
+      int, double*);
 #define DEEPCTR_OPS_INSTANTIATE_RUNNER_INDEX(Index)          \
   DEEPCTR_OPS_INSTANTIATE_RUNNER(float, Index)              \
   DEEPCTR_OPS_INSTANTIATE_RUNNER(double, Index)             \

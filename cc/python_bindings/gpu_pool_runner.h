@@ -16,13 +16,15 @@ int CudaDeviceCount();
 
 // `rows` holds host pointers. Runs `repeats` times (at least once) and stores
 // the mean time of one run in *milliseconds. `grad_output` is null for the
-// forward, in which case `result` is the pooled [batch, depth] output;
-// otherwise `result` is grad_values, shaped like values.
+// forward, in which case `result` is the pooled [batch, depth] output and
+// `argmax` (if not null) receives the max forward's argmax; otherwise `result`
+// is grad_values, shaped like values, and `argmax` is the backward's input.
+// Host argmax buffers are [batch, depth] int32.
 template <typename T, typename Index>
 kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
                                      kernels::PoolMode mode, const T* values,
-                                     const T* grad_output, T* result, int repeats,
-                                     double* milliseconds);
+                                     const T* grad_output, T* result, int32_t* argmax,
+                                     int repeats, double* milliseconds);
 
 }  // namespace bindings
 }  // namespace deepctr_ops

@@ -79,7 +79,7 @@ struct Request {
 // Typed worker: T is the kernel element type, Index the row index type.
 template <typename T, typename Index>
 py::tuple Run(const Request& req, const py::array& values, const py::array& row_info,
-              const py::object& grad) {
+              const py::object& grad, const py::object& argmax_in, bool return_argmax) {
   if (!(values.flags() & py::array::c_style) || !(row_info.flags() & py::array::c_style)) {
     throw py::value_error("arrays must be C-contiguous");
   }
@@ -121,51 +121,83 @@ py::tuple Run(const Request& req, const py::array& values, const py::array& row_
     }
     grad_ptr = static_cast<const T*>(grad_array.data());
   }
-  std::vector<py::ssize_t> shape;
-  if (grad_ptr != nullptr) {
-    shape.assign(values.shape(), values.shape() + values.ndim());
-  } else {
-    shape = {static_cast<py::ssize_t>(rows.batch), 1, static_cast<py::ssize_t>(rows.depth)};
-  }
+  const std::vector<py::ssize_t> pooled_shape = {static_cast<py::ssize_t>(rows.batch), 1,
+                                                 static_cast<py::ssize_t>(rows.depth)};
+  std::vector<py::ssize_t> shape = pooled_shape;
+  if (grad_ptr != nullptr) shape.assign(values.shape(), values.shape() + values.ndim());
   py::array result(values.dtype(), shape);
-  T* out = static_cast<T*>(result.mutable_data());
   const T* in = static_cast<const T*>(values.data());
-  double milliseconds = 0.0;
   if (req.gpu) {
 #if DEEPCTR_OPS_WITH_CUDA
     if (req.validate) ThrowIfError(kernels::ValidatePoolRows(rows));
-    py::gil_scoped_release release;
-    ThrowIfError(RunSequencePoolOnGpu(rows, req.mode, in, grad_ptr, out, req.repeats,
-                                      &milliseconds));
 #else
     throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
 #endif
-  } else {
-    py::gil_scoped_release release;
-    const kernels::ParallelFor pf = ThreadedFor(req.threads);
-    ThrowIfError(grad_ptr != nullptr
-                     ? kernels::SequencePoolBackwardCpu(rows, req.mode, in, grad_ptr, out, pf)
-                     : kernels::SequencePoolForwardCpu(rows, req.mode, in, out, pf));
   }
+  // One kernel run, forward (grad == nullptr) or backward, on req's device.
+  // The forward (grad_in == nullptr) writes argmax; the backward reads it.
+  auto run = [&](const T* grad_in, T* out, int32_t* argmax, int repeats, double* ms) {
+    py::gil_scoped_release release;
+    if (req.gpu) {
+#if DEEPCTR_OPS_WITH_CUDA
+      ThrowIfError(RunSequencePoolOnGpu(rows, req.mode, in, grad_in, out, argmax, repeats, ms));
+#endif
+      return;
+    }
+    const kernels::ParallelFor pf = ThreadedFor(req.threads);
+    ThrowIfError(grad_in != nullptr
+                     ? kernels::SequencePoolBackwardCpu(rows, req.mode, in, argmax, grad_in,
+                                                        out, pf)
+                     : kernels::SequencePoolForwardCpu(rows, req.mode, in, out, argmax, pf));
+  };
+  using ArgmaxArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+  const bool is_max = req.mode == PoolMode::kMax;
+  ArgmaxArray argmax(is_max ? pooled_shape : std::vector<py::ssize_t>{0});
+  double milliseconds = 0.0;
+  if (grad_ptr == nullptr) {
+    run(nullptr, static_cast<T*>(result.mutable_data()),
+        is_max ? argmax.mutable_data() : nullptr, req.repeats, &milliseconds);
+    if (return_argmax) return py::make_tuple(result, milliseconds, argmax);
+    return py::make_tuple(result, milliseconds);
+  }
+  if (is_max && !argmax_in.is_none()) {
+    if (!py::isinstance<py::array_t<int32_t>>(argmax_in)) {
+      throw py::value_error("argmax must be an int32 array");
+    }
+    argmax = ArgmaxArray::ensure(argmax_in);
+    if (!argmax || argmax.size() != rows.batch * rows.depth) {
+      throw py::value_error("argmax must be [batch, 1, embedding]");
+    }
+  } else if (is_max) {
+    // No argmax given: take the forward's, computed on the same device.
+    py::array pooled(values.dtype(), pooled_shape);
+    double unused = 0.0;
+    run(nullptr, static_cast<T*>(pooled.mutable_data()), argmax.mutable_data(), 1, &unused);
+  }
+  // The backward only reads argmax; const_cast lets a read-only array through.
+  run(grad_ptr, static_cast<T*>(result.mutable_data()),
+      is_max ? const_cast<int32_t*>(argmax.data()) : nullptr, req.repeats, &milliseconds);
   return py::make_tuple(result, milliseconds);
 }
 
 template <typename T>
 py::tuple DispatchIndex(const Request& req, const py::array& values,
-                        const py::array& row_info, const py::object& grad) {
+                        const py::array& row_info, const py::object& grad,
+                        const py::object& argmax, bool return_argmax) {
   if (req.layout == RowLayout::kMask) {
     if (DtypeName(row_info) != "bool") throw py::value_error("mask must be a bool array");
-    return Run<T, int64_t>(req, values, row_info, grad);
+    return Run<T, int64_t>(req, values, row_info, grad, argmax, return_argmax);
   }
   const std::string name = DtypeName(row_info);
-  if (name == "int32") return Run<T, int32_t>(req, values, row_info, grad);
-  if (name == "int64") return Run<T, int64_t>(req, values, row_info, grad);
+  if (name == "int32") return Run<T, int32_t>(req, values, row_info, grad, argmax, return_argmax);
+  if (name == "int64") return Run<T, int64_t>(req, values, row_info, grad, argmax, return_argmax);
   throw py::value_error("lengths/row_splits must be int32 or int64, got " + name);
 }
 
 py::tuple Pool(const py::array& values, const py::array& row_info, const std::string& mode,
                const std::string& layout, const py::object& grad, const std::string& device,
-               int threads, int repeats, bool validate) {
+               int threads, int repeats, bool validate, const py::object& argmax,
+               bool return_argmax) {
   Request req;
   req.layout = ParseLayout(layout);
   ThrowIfError(kernels::ParsePoolMode(mode.c_str(), &req.mode));
@@ -175,10 +207,18 @@ py::tuple Pool(const py::array& values, const py::array& row_info, const std::st
   req.repeats = repeats;
   req.validate = validate;
   const std::string name = DtypeName(values);
-  if (name == "float32") return DispatchIndex<float>(req, values, row_info, grad);
-  if (name == "float64") return DispatchIndex<double>(req, values, row_info, grad);
-  if (name == "float16") return DispatchIndex<kernels::Half>(req, values, row_info, grad);
-  if (name == "bfloat16") return DispatchIndex<kernels::BFloat16>(req, values, row_info, grad);
+  if (name == "float32") {
+    return DispatchIndex<float>(req, values, row_info, grad, argmax, return_argmax);
+  }
+  if (name == "float64") {
+    return DispatchIndex<double>(req, values, row_info, grad, argmax, return_argmax);
+  }
+  if (name == "float16") {
+    return DispatchIndex<kernels::Half>(req, values, row_info, grad, argmax, return_argmax);
+  }
+  if (name == "bfloat16") {
+    return DispatchIndex<kernels::BFloat16>(req, values, row_info, grad, argmax, return_argmax);
+  }
   throw py::value_error("values must be float32, float64, float16 or bfloat16, got " + name);
 }
 
@@ -312,15 +352,19 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("sequence_pool", &deepctr_ops::bindings::Pool, py::arg("values"), py::arg("rows"),
         py::arg("mode"), py::arg("layout") = "lengths", py::arg("grad") = py::none(),
         py::arg("device") = "cpu", py::arg("threads") = 0, py::arg("repeats") = 1,
-        py::arg("validate") = true,
+        py::arg("validate") = true, py::arg("argmax") = py::none(),
+        py::arg("return_argmax") = false,
         R"doc(Sequence pooling forward (grad=None) or backward.
 
 rows is lengths [B] (layout='lengths'), a bool mask [B, T] ('mask') or
 row_splits [B + 1] ('ragged'). Returns (result, milliseconds): the pooled
 [B, 1, E] array or grad_values, and on the GPU the mean time of one launch
-over `repeats` launches (0 on the CPU). validate=False skips the host check of
-ragged row_splits before a GPU launch, to test the GPU's own clamping; the CPU
-always validates.)doc");
+over `repeats` launches (0 on the CPU). The forward with return_argmax=True
+returns (pooled, milliseconds, argmax): int32 [B, 1, E] for max (see
+sequence_pool.h), [0] otherwise. The max backward takes that argmax; without
+one it runs the forward on the same device first (not timed). validate=False
+skips the host check of ragged row_splits before a GPU launch, to test the
+GPU's own clamping; the CPU always validates.)doc");
   m.def("attention_softmax", &deepctr_ops::bindings::AttentionSoftmax, py::arg("scores"),
         py::arg("key_valid"), py::arg("divisor") = 1.0, py::arg("blinding") = false,
         py::arg("grad") = py::none(), py::arg("probs") = py::none(), py::arg("device") = "cpu",

@@ -53,3 +53,23 @@ def pool(values: np.ndarray, valid: np.ndarray, divisor_base: np.ndarray, mode: 
             out[i, 0] = s / d
             grad[i] = np.where(v[:, None], 1.0 / d, 0.0)
     return out, grad
+
+
+def max_argmax(values: np.ndarray, valid: np.ndarray, padded: bool = True) -> np.ndarray:
+    """The max forward's argmax [B,1,E]: the step of a unique max, -1 when not
+    a single step ties for it, -2 when the row has no step at all."""
+    b, t, e = values.shape
+    out = np.full((b, 1, e), -2, np.int32)
+    for i in range(b):
+        v = valid[i]
+        if v.any():
+            cand = np.where(v[:, None], values[i].astype(np.float64), -np.inf)
+            cand[~v] = np.nan  # Padding never competes, not even at -inf.
+        elif padded and t > 0:
+            shift_dtype = values.dtype if values.dtype.itemsize >= 4 else np.dtype(np.float32)
+            cand = (values[i].astype(shift_dtype) - shift_dtype.type(SHIFT)).astype(np.float64)
+        else:
+            continue
+        hits = cand == np.nanmax(cand, axis=0)
+        out[i, 0] = np.where(hits.sum(axis=0) == 1, hits.argmax(axis=0), -1)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pool_reference import pool
+from pool_reference import max_argmax, pool
 
 MODES = ["sum", "mean", "max"]
 LAYOUTS = ["lengths", "mask", "ragged"]
@@ -48,6 +48,38 @@ def test_cpu_matches_reference(kernels, rng, layout, mode, dtype, index):
     np.testing.assert_allclose(grad, expected_grad, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_cpu_argmax_matches_reference(kernels, rng, layout, dtype):
+    values, rows, valid, _, dense, padded = _case(rng, layout, e=70, dtype=dtype)
+    # Small integers: many ties among valid steps, besides the empty rows'.
+    values = np.round(values * 2).astype(dtype)
+    dense = np.round(dense * 2).astype(dtype)
+    _, _, argmax = kernels.sequence_pool(values, rows, "max", layout, threads=3,
+                                         return_argmax=True)
+    assert argmax.dtype == np.int32
+    np.testing.assert_array_equal(argmax, max_argmax(dense, valid, padded))
+    _, _, none = kernels.sequence_pool(values, rows, "sum", layout, return_argmax=True)
+    assert none.shape == (0,)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_backward_with_tie_codes_matches_the_argmax_path(kernels, rng, layout, dtype):
+    # Code -1 everywhere makes the backward re-read every column's steps.
+    values, rows, *_ = _case(rng, layout, e=70, dtype=dtype)
+    values = np.round(values * 2).astype(dtype)
+    _, _, argmax = kernels.sequence_pool(values, rows, "max", layout, return_argmax=True)
+    upstream = rng.standard_normal(argmax.shape).astype(dtype)
+    fast, _ = kernels.sequence_pool(values, rows, "max", layout, grad=upstream, argmax=argmax)
+    slow, _ = kernels.sequence_pool(values, rows, "max", layout, grad=upstream,
+                                    argmax=np.full_like(argmax, -1))
+    np.testing.assert_array_equal(fast, slow)
+    with pytest.raises(ValueError, match="argmax"):
+        kernels.sequence_pool(values, rows, "max", layout, grad=upstream,
+                              argmax=argmax.astype(np.int64))
+
+
 def test_threads_do_not_change_results(kernels, rng):
     values, rows, *_ = _case(rng, "lengths", b=50, t=9, e=130)
     single, _ = kernels.sequence_pool(values, rows, "mean", threads=1)
@@ -88,6 +120,27 @@ def test_gpu_matches_cpu(gpu_kernels, rng, layout, mode, dtype):
                                             device="gpu")
     np.testing.assert_allclose(gpu_grad.astype(np.float64), cpu_grad.astype(np.float64),
                                rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_gpu_max_argmax_and_gradient_match_cpu_exactly(gpu_kernels, rng, layout, dtype):
+    values, rows, *_ = _case(rng, layout, b=33, t=17, e=70, dtype=dtype)
+    values = np.round(values * 2).astype(dtype)  # Many ties.
+    cpu, _, cpu_argmax = gpu_kernels.sequence_pool(values, rows, "max", layout,
+                                                   return_argmax=True)
+    gpu, _, gpu_argmax = gpu_kernels.sequence_pool(values, rows, "max", layout, device="gpu",
+                                                   return_argmax=True)
+    np.testing.assert_array_equal(gpu, cpu)
+    np.testing.assert_array_equal(gpu_argmax, cpu_argmax)
+    upstream = rng.standard_normal(cpu.shape).astype(dtype)
+    cpu_grad, _ = gpu_kernels.sequence_pool(values, rows, "max", layout, grad=upstream,
+                                            argmax=cpu_argmax)
+    for argmax in (gpu_argmax, np.full_like(gpu_argmax, -1)):
+        gpu_grad, _ = gpu_kernels.sequence_pool(values, rows, "max", layout, grad=upstream,
+                                                argmax=argmax, device="gpu")
+        np.testing.assert_array_equal(gpu_grad, cpu_grad)
 
 
 @pytest.mark.gpu

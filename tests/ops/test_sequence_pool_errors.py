@@ -10,6 +10,7 @@ from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence
 
 gen = _loader.load()
 X = np.ones((2, 3, 4), np.float32)
+NO_ARGMAX = np.zeros([0], np.int32)  # sum and mean ignore the argmax input.
 
 
 def test_unknown_mode_is_a_value_error():
@@ -66,13 +67,14 @@ def test_ragged_row_splits_are_validated(splits, match):
             op(values=values, row_splits=np.array(splits, np.int64), mode="sum")
     with pytest.raises(tf.errors.InvalidArgumentError, match=match):
         gen.DeepCTR_RaggedSequencePoolGrad(values=values, row_splits=np.array(splits, np.int64),
-                                           grad=np.ones((2, 1, 2), np.float32), mode="sum")
+                                           argmax=NO_ARGMAX, grad=np.ones((2, 1, 2), np.float32),
+                                           mode="sum")
 
 
 def test_grad_shape_is_checked():
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="grad"):
-        gen.DeepCTR_SequencePoolGrad(values=X, lengths=[1, 2], grad=np.ones((2, 1, 5), np.float32),
-                                     mode="sum")
+        gen.DeepCTR_SequencePoolGrad(values=X, lengths=[1, 2], argmax=NO_ARGMAX,
+                                     grad=np.ones((2, 1, 5), np.float32), mode="sum")
 
 
 def test_unsupported_dtypes_are_value_errors():
@@ -92,7 +94,8 @@ def test_out_of_range_lengths_are_clamped_like_sequence_mask(length):
     expected = (x * valid[:, :, None]).sum(axis=1, keepdims=True)
     np.testing.assert_array_equal(sequence_pool(x, lengths, "sum").numpy(), expected)
     upstream = np.ones((2, 1, 4), np.float32)
-    grad = gen.DeepCTR_SequencePoolGrad(values=x, lengths=lengths, grad=upstream, mode="sum")
+    grad = gen.DeepCTR_SequencePoolGrad(values=x, lengths=lengths, argmax=NO_ARGMAX, grad=upstream,
+                                        mode="sum")
     expected_grad = np.broadcast_to(valid[:, :, None], x.shape).astype(np.float32)
     np.testing.assert_array_equal(grad.numpy(), expected_grad)
 

@@ -16,47 +16,68 @@ def _graph_shape(fn, *specs):
 @pytest.mark.parametrize("lengths_shape", [[None], [None, 1], [7], [7, 1]])
 def test_dense_forward_shape(lengths_shape):
     shape = _graph_shape(
-        lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+        lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum").pooled,
         tf.TensorSpec([7, 5, 3]), tf.TensorSpec(lengths_shape, tf.int32))
     assert shape.as_list() == [7, 1, 3]
 
 
 def test_batch_comes_from_lengths_when_values_do_not_know_it():
     shape = _graph_shape(
-        lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+        lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum").pooled,
         tf.TensorSpec([None, 5, 3]), tf.TensorSpec([4, 1], tf.int64))
     assert shape.as_list() == [4, 1, 3]
 
 
 def test_mask_and_ragged_forward_shapes():
     masked = _graph_shape(
-        lambda x, m: gen.DeepCTR_MaskedSequencePool(values=x, mask=m, mode="max"),
+        lambda x, m: gen.DeepCTR_MaskedSequencePool(values=x, mask=m, mode="max").pooled,
         tf.TensorSpec([None, 5, 3]), tf.TensorSpec([None, 5], tf.bool))
     assert masked.as_list() == [None, 1, 3]
     ragged = _graph_shape(
-        lambda v, s: gen.DeepCTR_RaggedSequencePool(values=v, row_splits=s, mode="mean"),
+        lambda v, s: gen.DeepCTR_RaggedSequencePool(values=v, row_splits=s, mode="mean").pooled,
         tf.TensorSpec([None, 3]), tf.TensorSpec([9], tf.int64))
     assert ragged.as_list() == [8, 1, 3]
 
 
 def test_grad_shapes_follow_values():
     grad = _graph_shape(
-        lambda x, n, g: gen.DeepCTR_SequencePoolGrad(values=x, lengths=n, grad=g, mode="sum"),
+        lambda x, n, g: gen.DeepCTR_SequencePoolGrad(
+            values=x, lengths=n, argmax=tf.zeros([0], tf.int32), grad=g, mode="sum"),
         tf.TensorSpec([None, 5, 3]), tf.TensorSpec([None], tf.int32),
         tf.TensorSpec([None, 1, 3]))
     assert grad.as_list() == [None, 5, 3]
 
 
+def test_argmax_shape_is_pooled_for_max_and_empty_otherwise():
+    def outputs(mode):
+        fn = tf.function(lambda v, s: gen.DeepCTR_RaggedSequencePool(
+            values=v, row_splits=s, mode=mode))
+        return fn.get_concrete_function(tf.TensorSpec([None, 3]), tf.TensorSpec([9], tf.int64))
+
+    out = outputs("max").structured_outputs
+    assert out.argmax.shape.as_list() == [8, 1, 3] and out.argmax.dtype == tf.int32
+    assert outputs("mean").structured_outputs.argmax.shape.as_list() == [0]
+
+
+def test_max_grad_argmax_must_match_grad_statically():
+    with pytest.raises(ValueError):
+        _graph_shape(
+            lambda x, n, a, g: gen.DeepCTR_SequencePoolGrad(
+                values=x, lengths=n, argmax=a, grad=g, mode="max"),
+            tf.TensorSpec([None, 5, 3]), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None, 1, 4], tf.int32), tf.TensorSpec([None, 1, 3]))
+
+
 @pytest.mark.parametrize("fn, specs", [
-    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum").pooled,
      (tf.TensorSpec([2, 5]), tf.TensorSpec([2], tf.int32))),
-    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum").pooled,
      (tf.TensorSpec([2, 5, 3]), tf.TensorSpec([2, 2], tf.int32))),
-    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum"),
+    (lambda x, n: gen.DeepCTR_SequencePool(values=x, lengths=n, mode="sum").pooled,
      (tf.TensorSpec([2, 5, 3]), tf.TensorSpec([3], tf.int32))),
-    (lambda x, m: gen.DeepCTR_MaskedSequencePool(values=x, mask=m, mode="sum"),
+    (lambda x, m: gen.DeepCTR_MaskedSequencePool(values=x, mask=m, mode="sum").pooled,
      (tf.TensorSpec([2, 5, 3]), tf.TensorSpec([2, 4], tf.bool))),
-    (lambda v, s: gen.DeepCTR_RaggedSequencePool(values=v, row_splits=s, mode="sum"),
+    (lambda v, s: gen.DeepCTR_RaggedSequencePool(values=v, row_splits=s, mode="sum").pooled,
      (tf.TensorSpec([None, 3, 1]), tf.TensorSpec([4], tf.int64))),
 ])
 def test_inconsistent_static_shapes_fail_at_graph_construction(fn, specs):

@@ -133,7 +133,7 @@ def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) 
         op_mode = "sum" if float_divisor else mode
         if _implementation.use_custom_op():
             pooled = _gen().DeepCTR_SequencePool(
-                values=values, lengths=int_lengths, mode=op_mode)
+                values=values, lengths=int_lengths, mode=op_mode).pooled
         else:
             valid = tf.sequence_mask(int_lengths, tf.shape(values)[1])
             pooled = _dense_pool_twin(values, valid, tf.cast(flat, tf.float64), op_mode)
@@ -160,7 +160,7 @@ def masked_sequence_pool(values, mask, mode: str = "mean", name: str | None = No
         if mask.shape.rank is not None and mask.shape.rank != 2:
             raise ValueError(f"mask must have shape [batch, time], got {mask.shape}")
         if _implementation.use_custom_op():
-            return _gen().DeepCTR_MaskedSequencePool(values=values, mask=mask, mode=mode)
+            return _gen().DeepCTR_MaskedSequencePool(values=values, mask=mask, mode=mode).pooled
         count = tf.reduce_sum(tf.cast(mask, tf.float64), axis=1)
         return _dense_pool_twin(values, mask, count, mode)
 
@@ -192,7 +192,7 @@ def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
             raise ValueError(f"row_splits must be int32 or int64, got {row_splits.dtype.name}")
         if _implementation.use_custom_op():
             return _gen().DeepCTR_RaggedSequencePool(
-                values=values, row_splits=row_splits, mode=mode)
+                values=values, row_splits=row_splits, mode=mode).pooled
         return _ragged_pool_twin(values, row_splits, mode)
 
 
@@ -203,15 +203,19 @@ def _register_pool_gradient(op_type: str, rows_arg: str) -> None:
     """Wires `op_type`'s gradient to its C++ grad op `op_type + "Grad"`.
 
     The grad op takes the forward inputs (values and `rows_arg`: lengths |
-    mask | row_splits) plus the output gradient; the row input gets none.
+    mask | row_splits), the forward's argmax output (where each max is, so that
+    max's backward need not search the values again) and the output gradient;
+    the row input gets none. argmax is internal: the wrappers return only the
+    pooled tensor, and its gradient is ignored.
     """
     grad_op_name = op_type.replace("DeepCTR>", "DeepCTR_") + "Grad"
 
     @tf.RegisterGradient(op_type)
-    def _grad(op, grad):
+    def _grad(op, grad, _argmax_grad=None):
         values, rows = op.inputs
         grad_values = getattr(_gen(), grad_op_name)(
-            values=values, grad=grad, mode=op.get_attr("mode"), **{rows_arg: rows})
+            values=values, argmax=op.outputs[1], grad=grad, mode=op.get_attr("mode"),
+            **{rows_arg: rows})
         return [grad_values, None]
 
 
