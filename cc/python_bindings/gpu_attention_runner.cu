@@ -3,65 +3,11 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
-#include <string>
+
+#include "cc/python_bindings/cuda_host_utils.h"
 
 namespace deepctr_ops {
 namespace bindings {
-namespace {
-
-// Owns one cudaMalloc'd buffer (never null, also for zero bytes).
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  cudaError_t Allocate(size_t bytes) { return cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes); }
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-};
-
-kernels::Status CudaStatus(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return kernels::Status::Ok();
-  return kernels::Status::Internal(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-template <typename V>
-kernels::Status Upload(const V* host, size_t count, DeviceBuffer* buffer) {
-  kernels::Status s = CudaStatus(buffer->Allocate(count * sizeof(V)), "cudaMalloc");
-  if (!s.ok() || count == 0) return s;
-  return CudaStatus(cudaMemcpy(buffer->get(), host, count * sizeof(V), cudaMemcpyHostToDevice),
-                    "cudaMemcpy to device");
-}
-
-// Mean milliseconds of one launch over `runs` launches, by CUDA events.
-template <typename Launch>
-kernels::Status TimeLaunches(Launch launch, int runs, double* milliseconds) {
-  cudaEvent_t start, stop;
-  kernels::Status s = CudaStatus(cudaEventCreate(&start), "cudaEventCreate");
-  if (!s.ok()) return s;
-  s = CudaStatus(cudaEventCreate(&stop), "cudaEventCreate");
-  if (!s.ok()) {
-    cudaEventDestroy(start);
-    return s;
-  }
-  cudaEventRecord(start);
-  for (int i = 0; i < runs && s.ok(); ++i) s = launch();
-  cudaEventRecord(stop);
-  if (s.ok()) s = CudaStatus(cudaEventSynchronize(stop), "kernel");
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  *milliseconds = static_cast<double>(ms) / runs;
-  return s;
-}
-
-}  // namespace
 
 template <typename T>
 kernels::Status RunAttentionSoftmaxOnGpu(const kernels::AttentionSoftmaxShape& shape,
@@ -94,8 +40,7 @@ kernels::Status RunAttentionSoftmaxOnGpu(const kernels::AttentionSoftmaxShape& s
   s = CudaStatus(cudaDeviceSynchronize(), "kernel");
   if (!s.ok()) return s;
   if (count > 0) {
-    s = CudaStatus(cudaMemcpy(result, d_result.get(), count * sizeof(T), cudaMemcpyDeviceToHost),
-                   "cudaMemcpy to host");
+    s = Download(d_result, count, result);
     if (!s.ok()) return s;
   }
   return TimeLaunches(launch, repeats < 1 ? 1 : repeats, milliseconds);

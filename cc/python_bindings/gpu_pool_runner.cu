@@ -2,37 +2,11 @@
 
 #include <cuda_runtime.h>
 
-#include <string>
-#include <vector>
-
 #include "cc/kernels/float_types.h"
+#include "cc/python_bindings/cuda_host_utils.h"
 
 namespace deepctr_ops {
 namespace bindings {
-namespace {
-
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  cudaError_t Allocate(size_t bytes) {
-    // cudaMalloc(0) may return null; keep a valid pointer for empty tensors.
-    return cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
-  }
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-};
-
-kernels::Status CudaStatus(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return kernels::Status::Ok();
-  return kernels::Status::Internal(std::string(what) + ": " + cudaGetErrorString(err));
-}
 
 #define DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(expr, what)        \
   do {                                                      \
@@ -40,17 +14,6 @@ kernels::Status CudaStatus(cudaError_t err, const char* what) {
     if (!_s.ok()) return _s;                                \
   } while (0)
 
-template <typename V>
-kernels::Status Upload(const V* host, size_t count, DeviceBuffer* buffer) {
-  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(buffer->Allocate(count * sizeof(V)), "cudaMalloc");
-  if (count == 0) return kernels::Status::Ok();
-  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(buffer->get(), host, count * sizeof(V), cudaMemcpyHostToDevice),
-      "cudaMemcpy to device");
-  return kernels::Status::Ok();
-}
-
-}  // namespace
 
 int CudaDeviceCount() {
   int count = 0;
@@ -118,30 +81,13 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
   s = launch();  // Warm-up, and the run whose result is returned.
   if (!s.ok()) return s;
   DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize(), "kernel");
-  if (result_count > 0) {
-    DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
-        cudaMemcpy(result, d_result.get(), result_count * sizeof(T), cudaMemcpyDeviceToHost),
-        "cudaMemcpy to host");
+  s = Download(d_result, result_count, result);
+  if (!s.ok()) return s;
+  if (!backward && argmax != nullptr) {
+    s = Download(d_argmax, pooled_count, argmax);
+    if (!s.ok()) return s;
   }
-  if (!backward && argmax != nullptr && pooled_count > 0) {
-    DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(
-        cudaMemcpy(argmax, da, pooled_count * sizeof(int32_t), cudaMemcpyDeviceToHost),
-        "cudaMemcpy to host");
-  }
-  cudaEvent_t start, stop;
-  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&start), "cudaEventCreate");
-  DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop), "cudaEventCreate");
-  const int runs = repeats < 1 ? 1 : repeats;
-  cudaEventRecord(start);
-  for (int i = 0; i < runs && s.ok(); ++i) s = launch();
-  cudaEventRecord(stop);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  *milliseconds = static_cast<double>(ms) / runs;
-  return s;
+  return TimeLaunches(launch, repeats < 1 ? 1 : repeats, milliseconds);
 }
 
 #define DEEPCTR_OPS_INSTANTIATE_RUNNER(T, Index)                                     \
