@@ -1,23 +1,6 @@
-"""Keras layers of deepctr-ops."""
+"""Keras layers of deepctr-ops (all re-exported from `layers.sequence`)."""
 
-from .sequence import (
-    BiasEncoding,
-    BiLSTM,
-    KMaxPooling,
-    PositionEncoding,
-    SequencePoolingLayer,
-    Transformer,
-    WeightedSequenceLayer,
-    custom_objects,
-)
+from . import sequence
+from .sequence import *  # noqa: F403
 
-__all__ = [
-    "BiasEncoding",
-    "BiLSTM",
-    "KMaxPooling",
-    "PositionEncoding",
-    "SequencePoolingLayer",
-    "Transformer",
-    "WeightedSequenceLayer",
-    "custom_objects",
-]
+__all__ = sequence.__all__

@@ -8,8 +8,7 @@ import tensorflow as tf
 from .. import _implementation
 from ..compat import Layer, register_serializable
 from ..ops import pooling as pool_ops
-
-PADDING_LOGIT = -(2**32) + 1
+from ..ops.attention import PADDING_LOGIT
 
 
 class _CustomOpLayer(Layer):
