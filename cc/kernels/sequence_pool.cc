@@ -52,6 +52,22 @@ int64_t StepsPerRow(const PoolRows<Index>& rows) {
   return rows.batch > 0 ? rows.num_steps / rows.batch + 1 : 1;
 }
 
+// Prefetches the cache line holding element p[ahead]. The address is computed
+// as an integer: it may lie past the end of the array (after the last row),
+// which a prefetch tolerates (it never faults) but pointer arithmetic would not.
+template <typename T>
+inline void PrefetchLineAhead(const T* p, int64_t ahead) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T);
+  __builtin_prefetch(reinterpret_cast<const void*>(address), /*rw=*/0, /*locality=*/3);
+}
+
+// Prefetches the lines of p[ahead], ..., p[ahead + n - 1].
+template <typename T>
+inline void PrefetchAhead(const T* p, int64_t ahead, int64_t n) {
+  constexpr int64_t kPerLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < n; i += kPerLine) PrefetchLineAhead(p + i, ahead);
+}
+
 // Calls fn(t) for every valid step of the row, in order.
 template <typename Fn>
 void ForEachValidStep(const RowPlan& plan, Fn fn) {
@@ -145,9 +161,6 @@ struct Lanes {
 };
 
 #if defined(__AVX__)
-inline void PrefetchLine(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
-}
 
 template <>
 struct Lanes<float> {
@@ -184,8 +197,6 @@ struct Lanes<double> {
   }
   static V Max(V a, V b) { return _mm256_max_pd(a, b); }
 };
-#else
-inline void PrefetchLine(const void*) {}
 #endif
 
 // A step tag K > every step of the row: the vector argmax pass adds K + t + 1
@@ -229,9 +240,8 @@ int64_t MaxIndexVectorized(const RowPlan& plan, const MaxScope<Acc>& scope, cons
           typename L::V tagged = L::Set(tag + Acc(1));
           // The next row starts where this one ends; fetch its lines now, as
           // the max pass would, that this pass keeps from streaming.
-          const T* next = base + plan.extent * stride + c;
           for (int64_t t = 0; t < end; ++t, tagged = L::Add(tagged, one)) {
-            PrefetchLine(next + t * stride);
+            PrefetchLineAhead(base + t * stride + c, plan.extent * stride);
             visit(t, tagged);
           }
         }
@@ -286,8 +296,14 @@ void SumSteps(const RowPlan& plan, const T* base, int64_t stride, int64_t cols, 
   const int64_t n = kWidth > 0 ? kWidth : cols;
   Acc acc[kDepthBlock];
   for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
+  // Dense rows are read as a prefix and then skipped, so the hardware
+  // prefetcher loses the stream at every row; fetch the next row's step t
+  // while reading this row's step t. (The max forward does this in its
+  // argmax pass, which re-reads the row from cache.)
+  const int64_t next_row = plan.extent * stride;
   ForEachValidStep(plan, [&](int64_t t) {
     const T* x = base + t * stride;
+    PrefetchAhead(x, next_row, n);
     for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]);
   });
   for (int64_t i = 0; i < n; ++i) sum[i] = acc[i];
