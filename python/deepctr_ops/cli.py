@@ -99,8 +99,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     print(f"deepctr-ops bench: TF {tf.__version__}, "
           f"{'Keras 3' if IS_KERAS_3 else 'tf_keras'}, {_cpu_model()}, {threads} CPU threads, "
-          f"median of >= {args.repeats} runs (ms); ratios = other / deepctr-ops")
-    results = run_cases(cases, repeats=args.repeats, min_seconds=args.min_seconds)
+          f"median of >= {args.repeats} runs in {args.rounds} interleaved rounds (ms); "
+          f"ratios = other / deepctr-ops")
+    results = run_cases(cases, repeats=args.repeats, min_seconds=args.min_seconds,
+                        rounds=args.rounds)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:
@@ -122,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=20, help="timed runs per measurement")
     bench.add_argument("--min-seconds", type=float, default=1.0,
                        help="keep timing at least this long per measurement")
+    bench.add_argument("--rounds", type=int, default=5,
+                       help="split each measurement into this many rounds, interleaving the "
+                            "implementations, so that machine drift affects them alike")
     bench.add_argument("--keras", choices=("legacy", "3"), default="legacy",
                        help="Keras flavour (DeepCTR's reference layers run fully only "
                             "under tf_keras, the default)")

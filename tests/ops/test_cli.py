@@ -56,3 +56,22 @@ def test_runner_reports_all_implementations_and_ratios(tmp_path):
     table = format_table(results)
     assert "| tiny sum | fwd+bwd |" in table
     json.dumps(result.as_dict())
+
+
+def test_runner_interleaves_rounds_and_keeps_their_medians():
+    from deepctr_ops.layers.sequence import SequencePoolingLayer
+
+    case = Case(
+        name="tiny mean",
+        make_inputs=lambda rng: [rng.standard_normal((2, 3, 2)).astype(np.float32),
+                                 np.array([[1], [3]], np.int32)],
+        layers={"deepctr_ops": lambda: SequencePoolingLayer("mean"),
+                "twin": lambda: SequencePoolingLayer("mean")},
+    )
+    (result,) = run_cases([case], repeats=6, min_seconds=0.0, rounds=3, log=lambda _: None)
+    for rounds_ms, overall in ((result.forward_rounds_ms, result.forward_ms),
+                               (result.backward_rounds_ms, result.backward_ms)):
+        assert set(rounds_ms) == {"deepctr_ops", "twin"}
+        for impl, medians in rounds_ms.items():
+            assert len(medians) == 3
+            assert min(medians) <= overall[impl] <= max(medians)

@@ -38,6 +38,9 @@ class Result:
     case: str
     forward_ms: dict[str, float] = field(default_factory=dict)
     backward_ms: dict[str, float] = field(default_factory=dict)
+    # Median of each round, per implementation: how much the machine drifted.
+    forward_rounds_ms: dict[str, list[float]] = field(default_factory=dict)
+    backward_rounds_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def ratio(self, kind: str, baseline: str = "deepctr") -> float | None:
         times = self.forward_ms if kind == "forward" else self.backward_ms
@@ -50,6 +53,8 @@ class Result:
             "case": self.case,
             "forward_ms": self.forward_ms,
             "forward_backward_ms": self.backward_ms,
+            "forward_round_medians_ms": self.forward_rounds_ms,
+            "forward_backward_round_medians_ms": self.backward_rounds_ms,
             "speedup_vs_deepctr": {
                 "forward": self.ratio("forward"),
                 "forward_backward": self.ratio("backward"),
@@ -61,9 +66,7 @@ class Result:
         }
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, min_seconds: float) -> float:
-    fn()  # Warm-up: tracing and first-run allocations.
-    fn()
+def _samples_ms(fn: Callable[[], object], repeats: int, min_seconds: float) -> list[float]:
     samples = []
     start = time.perf_counter()
     while len(samples) < repeats or time.perf_counter() - start < min_seconds:
@@ -72,15 +75,23 @@ def _median_ms(fn: Callable[[], object], repeats: int, min_seconds: float) -> fl
         samples.append((time.perf_counter() - t0) * 1e3)
         if len(samples) >= 10 * repeats:
             break
-    return statistics.median(samples)
+    return samples
 
 
 def _as_tensor_inputs(inputs: list) -> list:
     return [x if isinstance(x, (tf.Tensor, tf.RaggedTensor)) else tf.constant(x) for x in inputs]
 
 
-def _time_implementation(case: Case, impl: str, inputs: list, repeats: int,
-                         min_seconds: float) -> tuple[float, float]:
+@dataclass
+class _Timed:
+    """The traced, warmed-up functions of one implementation of a case."""
+
+    trace_impl: str
+    forward: Callable[[], object]
+    forward_backward: Callable[[], object]
+
+
+def _prepare(case: Case, impl: str, inputs: list) -> _Timed:
     layer = case.layers[impl]()
     trace_impl = "tf" if impl == "twin" else "op"
 
@@ -100,30 +111,63 @@ def _time_implementation(case: Case, impl: str, inputs: list, repeats: int,
             getattr(layer, "trainable_variables", []))
         return tape.gradient(loss, sources)
 
+    timed = _Timed(trace_impl, lambda: forward(*inputs), lambda: forward_backward(*inputs))
     with implementation(trace_impl):
-        forward_ms = _median_ms(lambda: forward(*inputs), repeats, min_seconds)
-        backward_ms = _median_ms(lambda: forward_backward(*inputs), repeats, min_seconds)
-    return forward_ms, backward_ms
+        for fn in (timed.forward, timed.forward_backward):
+            fn()  # Tracing and first-run allocations.
+            fn()
+    return timed
+
+
+def _time_case(case: Case, repeats: int, min_seconds: float, rounds: int, seed: int,
+               log: Callable[[str], None]) -> Result:
+    """Times every implementation of `case` in `rounds` interleaved rounds.
+
+    Each round times each implementation for 1/rounds of the budget, starting
+    with a different one each round, so that a machine whose speed drifts
+    (shared memory bandwidth, frequency) slows every implementation alike
+    instead of whichever happened to run at the slow moment. Within a round
+    calls are back to back, as in a training loop.
+    """
+    inputs = _as_tensor_inputs(case.make_inputs(np.random.default_rng(seed)))
+    result = Result(case.name)
+    timed: dict[str, _Timed] = {}
+    for impl in IMPLEMENTATIONS:
+        if impl not in case.layers:
+            continue
+        try:
+            timed[impl] = _prepare(case, impl, inputs)
+        except Exception as err:  # A reference that cannot run is reported, not fatal.
+            log(f"  {case.name}: {impl} failed: {type(err).__name__}: {err}")
+    rounds = max(1, rounds)
+    per_round = max(1, -(-repeats // rounds))
+    forward: dict[str, list[float]] = {impl: [] for impl in timed}
+    backward: dict[str, list[float]] = {impl: [] for impl in timed}
+    names = list(timed)
+    for r in range(rounds):
+        for impl in names[r % len(names):] + names[:r % len(names)]:
+            t = timed[impl]
+            with implementation(t.trace_impl):
+                fwd = _samples_ms(t.forward, per_round, min_seconds / rounds)
+                bwd = _samples_ms(t.forward_backward, per_round, min_seconds / rounds)
+            forward[impl] += fwd
+            backward[impl] += bwd
+            result.forward_rounds_ms.setdefault(impl, []).append(statistics.median(fwd))
+            result.backward_rounds_ms.setdefault(impl, []).append(statistics.median(bwd))
+    for impl in names:
+        result.forward_ms[impl] = statistics.median(forward[impl])
+        result.backward_ms[impl] = statistics.median(backward[impl])
+    return result
 
 
 def run_cases(cases: Sequence[Case], repeats: int = 20, min_seconds: float = 1.0,
-              seed: int = 0, log: Callable[[str], None] = print) -> list[Result]:
+              seed: int = 0, rounds: int = 5,
+              log: Callable[[str], None] = print) -> list[Result]:
+    """Times each case; medians over all samples of all rounds (see _time_case)."""
     results = []
     for case in cases:
-        inputs = _as_tensor_inputs(case.make_inputs(np.random.default_rng(seed)))
-        result = Result(case.name)
-        for impl in IMPLEMENTATIONS:
-            if impl not in case.layers:
-                continue
-            try:
-                fwd, bwd = _time_implementation(case, impl, inputs, repeats, min_seconds)
-            except Exception as err:  # A reference that cannot run is reported, not fatal.
-                log(f"  {case.name}: {impl} failed: {type(err).__name__}: {err}")
-                continue
-            result.forward_ms[impl] = fwd
-            result.backward_ms[impl] = bwd
+        results.append(_time_case(case, repeats, min_seconds, rounds, seed, log))
         log(f"  done: {case.name}")
-        results.append(result)
     return results
 
 
