@@ -170,14 +170,25 @@ Status CheckLaunch(const char* what) {
                           cudaGetErrorString(err));
 }
 
+// The part of ValidatePoolRows that needs no row_splits: a negative size would
+// otherwise become a huge memset or a launch with an invalid grid.
+template <typename Index>
+Status CheckSizes(const PoolRows<Index>& rows) {
+  if (rows.batch < 0 || rows.max_time < 0 || rows.depth < 0 || rows.num_steps < 0) {
+    return Status::InvalidArgument("pooling sizes must be non-negative");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 template <typename T, typename Index>
 Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
                                  const T* values, T* output, int32_t* argmax,
                                  void* stream) {
+  Status status = CheckSizes(rows);
   const int64_t total = rows.batch * rows.depth;
-  if (total == 0) return Status::Ok();
+  if (!status.ok() || total == 0) return status;
   PoolForwardKernel<T, Index>
       <<<BlocksFor(total), kThreadsPerBlock, 0, static_cast<cudaStream_t>(stream)>>>(
           rows, mode, values, output, mode == PoolMode::kMax ? argmax : nullptr);
@@ -189,6 +200,8 @@ Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
                                   const T* values, const int32_t* argmax,
                                   const T* grad_output, T* grad_values,
                                   void* stream) {
+  Status status = CheckSizes(rows);
+  if (!status.ok()) return status;
   cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
   if (rows.layout == RowLayout::kRagged && rows.num_steps * rows.depth > 0) {
     // Unvalidated (clamped) row_splits may leave value rows outside every
@@ -196,6 +209,7 @@ Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
     const cudaError_t err = cudaMemsetAsync(
         grad_values, 0, sizeof(T) * rows.num_steps * rows.depth, cuda_stream);
     if (err != cudaSuccess) {
+      cudaGetLastError();  // Not to be reported again by a later launch check.
       return Status::Internal(std::string("SequencePool backward memset failed: ") +
                               cudaGetErrorString(err));
     }

@@ -31,6 +31,9 @@ class DeviceBuffer {
 
 inline kernels::Status CudaStatus(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return kernels::Status::Ok();
+  // The runtime also records a failed call's error for cudaGetLastError; reset
+  // it, or the next launch check (in this or a later run) reports it instead.
+  cudaGetLastError();
   return kernels::Status::Internal(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
@@ -62,15 +65,17 @@ kernels::Status TimeLaunches(Launch launch, int runs, double* milliseconds) {
     cudaEventDestroy(start);
     return s;
   }
-  cudaEventRecord(start);
+  s = CudaStatus(cudaEventRecord(start), "cudaEventRecord");
   for (int i = 0; i < runs && s.ok(); ++i) s = launch();
-  cudaEventRecord(stop);
+  if (s.ok()) s = CudaStatus(cudaEventRecord(stop), "cudaEventRecord");
   if (s.ok()) s = CudaStatus(cudaEventSynchronize(stop), "kernel");
+  // Only with both events complete: otherwise cudaEventElapsedTime fails and
+  // leaves its error behind for the next launch check.
   float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
+  if (s.ok()) s = CudaStatus(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  *milliseconds = static_cast<double>(ms) / runs;
+  *milliseconds = s.ok() ? static_cast<double>(ms) / runs : 0.0;
   return s;
 }
 

@@ -29,6 +29,7 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
                                      kernels::PoolMode mode, const T* values,
                                      const T* grad_output, T* result, int32_t* argmax,
                                      int repeats, double* milliseconds) {
+  *milliseconds = 0.0;
   const size_t value_count = static_cast<size_t>(rows.num_steps * rows.depth);
   const size_t pooled_count = static_cast<size_t>(rows.batch * rows.depth);
   DeviceBuffer d_values, d_rows, d_grad, d_result, d_argmax;
@@ -83,7 +84,8 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
   DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize(), "kernel");
   s = Download(d_result, result_count, result);
   if (!s.ok()) return s;
-  if (!backward && argmax != nullptr) {
+  // Only max writes argmax; other modes leave the host buffer alone, like the CPU.
+  if (!backward && argmax != nullptr && mode == kernels::PoolMode::kMax) {
     s = Download(d_argmax, pooled_count, argmax);
     if (!s.ok()) return s;
   }
