@@ -175,3 +175,31 @@ def test_large_gradients_take_the_streaming_store_path(kernels, rng, mode, dtype
     _, unit_grad = pool(values, np.arange(t)[None, :] < lengths[:, None],
                         lengths.astype(np.float64), mode)
     np.testing.assert_allclose(grad, unit_grad * upstream, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("layout", ["lengths", "mask"])
+@pytest.mark.parametrize("mode", MODES)
+def test_cpu_large_inputs_match_reference(kernels, rng, layout, mode):
+    # Over 8 MB of valid steps: the forward's cross-row prefetcher runs (see
+    # StepPrefetcher). E = 80 is two column blocks, and 3 threads over
+    # 2 * 1501 units start one thread's share in the middle of a row.
+    b, t, e = 1501, 40, 80
+    dense = rng.standard_normal((b, t, e)).astype(np.float32)
+    if layout == "lengths":
+        rows = rng.integers(t // 2, t + 3, size=b).astype(np.int64)
+        rows[:4] = [0, -2, t, t + 7]
+        rows[-1] = 0  # The last row is empty: max reads its padding.
+        valid = np.arange(t)[None, :] < rows[:, None]
+        divisor = rows.astype(np.float64)
+    else:
+        rows = rng.random((b, t)) < 0.8
+        rows[[0, 7, b - 1]] = False
+        valid = rows
+        divisor = rows.sum(axis=1).astype(np.float64)
+    assert valid.sum() * e * 4 >= 8 << 20
+    expected, expected_grad = pool(dense, valid, divisor, mode, padded=True)
+    out, _ = kernels.sequence_pool(dense, rows, mode, layout, threads=3)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    grad, _ = kernels.sequence_pool(dense, rows, mode, layout, grad=np.ones(out.shape, np.float32),
+                                    threads=3)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-6)
