@@ -17,28 +17,20 @@
 
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool.h"
+#include "cc/kernels/sequence_pool_prefetch.h"
 #include "cc/kernels/sequence_pool_rows.h"
 
 namespace deepctr_ops {
 namespace kernels {
 namespace {
 
-constexpr int64_t kDepthBlock = 64;
-
-struct Unit {
-  int64_t batch_row;
-  int64_t col_begin;
-  int64_t cols;
-};
-
-Unit UnitAt(int64_t unit, int64_t depth) {
-  const int64_t blocks = (depth + kDepthBlock - 1) / kDepthBlock;
-  Unit u;
-  u.batch_row = unit / blocks;
-  u.col_begin = (unit % blocks) * kDepthBlock;
-  u.cols = std::min(kDepthBlock, depth - u.col_begin);
-  return u;
-}
+using pool_cpu::kDepthBlock;
+using pool_cpu::NextRowPrefetcher;
+using pool_cpu::NoPrefetch;
+using pool_cpu::StepPrefetcher;
+using pool_cpu::Unit;
+using pool_cpu::UnitAt;
+using pool_cpu::WorthStepPrefetching;
 
 template <typename Index>
 int64_t NumUnits(const PoolRows<Index>& rows) {
@@ -50,19 +42,6 @@ template <typename Index>
 int64_t StepsPerRow(const PoolRows<Index>& rows) {
   if (rows.layout != RowLayout::kRagged) return rows.max_time;
   return rows.batch > 0 ? rows.num_steps / rows.batch + 1 : 1;
-}
-
-// Prefetches the cache lines of p[offset], ..., p[offset + n - 1]. The address
-// is computed as an integer: it may lie past the end of the array (after the
-// last row), which a prefetch tolerates (it never faults) but pointer
-// arithmetic would not.
-template <typename T>
-inline void PrefetchLines(const T* p, int64_t offset, int64_t n) {
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p) + offset * sizeof(T);
-  const uintptr_t end = first + n * sizeof(T);
-  for (uintptr_t line = first & ~uintptr_t{63}; line < end; line += 64) {
-    __builtin_prefetch(reinterpret_cast<const void*>(line), /*rw=*/0, /*locality=*/3);
-  }
 }
 
 // Calls fn(t) for every valid step of the row, in order.
@@ -118,130 +97,6 @@ void ForEachCompetingStep(const RowPlan& plan, const MaxScope<Acc>& scope, Fn fn
   }
 }
 
-// Walks the steps the forward will read, kLeadSteps ahead of it and across
-// rows, prefetching each. A dense row is read as a prefix and then skipped,
-// so the hardware prefetcher, which follows address streams, loses the
-// stream at every row and restarts it a memory latency late; on a 2-core VM a
-// cold B4096 T50 E64 read this way runs ~35% slower than the same bytes read
-// contiguously, and this lead recovers about a third of that.
-template <typename T, typename Index>
-class StepPrefetcher {
- public:
-  static constexpr int kLeadSteps = 32;
-
-  // Units [unit, unit_end) are the ones this thread is about to pool, in order.
-  StepPrefetcher(const PoolRows<Index>& rows, PoolMode mode, const T* values, int64_t unit,
-                 int64_t unit_end)
-      : rows_(rows), max_mode_(mode == PoolMode::kMax), values_(values),
-        blocks_((rows.depth + kDepthBlock - 1) / kDepthBlock), units_left_(unit_end - unit) {
-    if (units_left_ <= 0) return;
-    const Unit u = UnitAt(unit, rows.depth);
-    batch_row_ = u.batch_row;
-    block_ = u.col_begin / kDepthBlock;
-    EnterUnit();
-    for (int i = 0; i < kLeadSteps; ++i) Step();
-  }
-
-  void Row(int64_t /*next_row*/, int64_t /*cols*/) {}
-
-  // Called once per step the forward reads: prefetches one more step ahead.
-  inline void Step(const T* /*x*/ = nullptr) {
-    if (step_ < end_ && plan_.mask == nullptr) {
-      PrefetchLines(first_, step_ * rows_.depth, cols_);
-      ++step_;
-      return;
-    }
-    StepSlow();
-  }
-
- private:
-  void StepSlow() {
-    while (units_left_ > 0) {
-      while (step_ < end_) {
-        const int64_t t = step_++;
-        if (every_step_ || plan_.mask == nullptr || plan_.mask[t]) {
-          PrefetchLines(first_, t * rows_.depth, cols_);
-          return;
-        }
-      }
-      if (--units_left_ == 0) return;
-      if (++block_ == blocks_) {
-        block_ = 0;
-        ++batch_row_;
-      }
-      EnterUnit();
-    }
-  }
-
-  void EnterUnit() {
-    plan_ = PlanRow(rows_, batch_row_);
-    // Max reads every step of a row that has no valid one (see MaxScope);
-    // such a row's mask is then ignored.
-    every_step_ = max_mode_ && plan_.valid_count == 0;
-    if (every_step_) plan_.mask = nullptr;
-    end_ = every_step_ ? (plan_.padded ? plan_.extent : 0) : plan_.valid_end;
-    step_ = 0;
-    const int64_t col_begin = block_ * kDepthBlock;
-    first_ = values_ + plan_.begin * rows_.depth + col_begin;
-    cols_ = std::min(kDepthBlock, rows_.depth - col_begin);
-  }
-
-  const PoolRows<Index>& rows_;
-  const bool max_mode_;
-  const T* const values_;
-  const int64_t blocks_;  // Column blocks per batch row.
-  int64_t units_left_;    // Including the current one.
-  int64_t batch_row_ = 0;
-  int64_t block_ = 0;
-  RowPlan plan_;
-  bool every_step_ = false;
-  int64_t step_ = 0;
-  int64_t end_ = 0;
-  const T* first_ = nullptr;
-  int64_t cols_ = 0;
-};
-
-// The cheaper variant for valid steps that fit the caches, where the
-// StepPrefetcher's bookkeeping costs more than it saves (B1024 T200 E32 with
-// ~20 valid steps, 2.6 MB: forward 20% slower with it): while reading step t
-// of a row, fetch step t of the next row.
-template <typename T>
-class NextRowPrefetcher {
- public:
-  void Row(int64_t next_row, int64_t cols) {
-    next_row_ = next_row;
-    cols_ = cols;
-  }
-  void Step(const T* x) { PrefetchLines(x, next_row_, cols_); }
-
- private:
-  int64_t next_row_ = 0;
-  int64_t cols_ = 0;
-};
-
-// Ragged rows are contiguous: the hardware prefetcher follows them by itself.
-struct NoPrefetch {
-  void Row(int64_t /*next_row*/, int64_t /*cols*/) {}
-  template <typename T>
-  void Step(const T* /*x*/) {}
-};
-
-// Valid steps from this size on use the StepPrefetcher. A mask is not counted
-// (that would be a serial pass over [B, T]): its row count bounds them.
-constexpr int64_t kStepPrefetchBytes = int64_t{8} << 20;
-
-template <typename T, typename Index>
-bool WorthStepPrefetching(const PoolRows<Index>& rows) {
-  int64_t valid_steps = rows.num_steps;
-  if (rows.layout == RowLayout::kLengths) {
-    valid_steps = 0;
-    for (int64_t b = 0; b < rows.batch; ++b) {
-      valid_steps += ClampIndex(rows.lengths[b], 0, rows.max_time);
-    }
-  }
-  return valid_steps * rows.depth * static_cast<int64_t>(sizeof(T)) >= kStepPrefetchBytes;
-}
-
 // Max over the competing steps.
 template <int64_t kWidth, typename T, typename Acc, typename Prefetcher>
 void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
@@ -256,7 +111,7 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
   const Acc shift = scope.shift;
   ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = base + t * stride;
-    prefetcher.Step(x);
+    prefetcher.Step(t);
     for (int64_t i = 0; i < n; ++i) {
       const Acc v = ToAccumulator(x[i]) - shift;
       m[i] = v > m[i] ? v : m[i];
@@ -416,7 +271,7 @@ void SumSteps(const RowPlan& plan, const T* base, int64_t stride, int64_t cols,
   for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
   ForEachValidStep(plan, [&](int64_t t) {
     const T* x = base + t * stride;
-    prefetcher.Step(x);
+    prefetcher.Step(t);
     for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]);
   });
   for (int64_t i = 0; i < n; ++i) sum[i] = acc[i];
@@ -430,7 +285,7 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   const int64_t stride = rows.depth;
   const T* base = values + plan.begin * stride + u.col_begin;
   const int64_t pooled_offset = u.batch_row * stride + u.col_begin;
-  prefetcher.Row(plan.extent * stride, u.cols);
+  prefetcher.Row(u, base);
   Acc acc[kDepthBlock];
   DispatchWidth(u.cols, [&](auto width) {
     constexpr int64_t kWidth = decltype(width)::value;
@@ -653,8 +508,8 @@ Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
   Status status = ValidatePoolRows(rows);
   if (!status.ok()) return status;
   const int64_t cost = StepsPerRow(rows) * kDepthBlock * (mode == PoolMode::kMax ? 3 : 2);
-  const bool ragged = rows.layout == RowLayout::kRagged;
-  const bool step_prefetch = !ragged && WorthStepPrefetching<T>(rows);
+  const bool step_prefetch =
+      rows.layout != RowLayout::kRagged && WorthStepPrefetching<T>(rows);
   parallel_for(NumUnits(rows), cost, [&](int64_t begin, int64_t end) {
     auto pool_units = [&](auto& prefetcher) {
       for (int64_t unit = begin; unit < end; ++unit) {
@@ -664,8 +519,8 @@ Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
     if (step_prefetch) {
       StepPrefetcher<T, Index> prefetcher(rows, mode, values, begin, end);
       pool_units(prefetcher);
-    } else if (!ragged) {
-      NextRowPrefetcher<T> prefetcher;
+    } else if (rows.layout != RowLayout::kRagged) {
+      NextRowPrefetcher<T, Index> prefetcher(rows);
       pool_units(prefetcher);
     } else {
       NoPrefetch prefetcher;
