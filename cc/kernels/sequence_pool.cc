@@ -25,7 +25,6 @@ namespace kernels {
 namespace {
 
 using pool_cpu::kDepthBlock;
-using pool_cpu::NextRowPrefetcher;
 using pool_cpu::NoPrefetch;
 using pool_cpu::StepPrefetcher;
 using pool_cpu::Unit;
@@ -111,7 +110,7 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
   const Acc shift = scope.shift;
   ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = base + t * stride;
-    prefetcher.Step(t);
+    prefetcher.Step();
     for (int64_t i = 0; i < n; ++i) {
       const Acc v = ToAccumulator(x[i]) - shift;
       m[i] = v > m[i] ? v : m[i];
@@ -271,7 +270,7 @@ void SumSteps(const RowPlan& plan, const T* base, int64_t stride, int64_t cols,
   for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
   ForEachValidStep(plan, [&](int64_t t) {
     const T* x = base + t * stride;
-    prefetcher.Step(t);
+    prefetcher.Step();
     for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]);
   });
   for (int64_t i = 0; i < n; ++i) sum[i] = acc[i];
@@ -285,7 +284,6 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   const int64_t stride = rows.depth;
   const T* base = values + plan.begin * stride + u.col_begin;
   const int64_t pooled_offset = u.batch_row * stride + u.col_begin;
-  prefetcher.Row(u, base);
   Acc acc[kDepthBlock];
   DispatchWidth(u.cols, [&](auto width) {
     constexpr int64_t kWidth = decltype(width)::value;
@@ -518,9 +516,6 @@ Status SequencePoolForwardCpu(const PoolRows<Index>& rows, PoolMode mode,
     };
     if (step_prefetch) {
       StepPrefetcher<T, Index> prefetcher(rows, mode, values, begin, end);
-      pool_units(prefetcher);
-    } else if (rows.layout != RowLayout::kRagged) {
-      NextRowPrefetcher<T, Index> prefetcher(rows);
       pool_units(prefetcher);
     } else {
       NoPrefetch prefetcher;
