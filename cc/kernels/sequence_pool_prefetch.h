@@ -133,20 +133,26 @@ struct NoPrefetch {
   void Step() {}
 };
 
-// Valid steps from this size on use the StepPrefetcher. A mask is not counted
-// (that would be a serial pass over [B, T]): its row count bounds them.
+// Valid steps from this size on use the StepPrefetcher. This runs serially
+// before the parallel work, so lengths are sampled (at most kLengthSamples
+// rows, evenly spaced) rather than summed, and a mask is not counted at all:
+// its row count bounds the valid steps.
 constexpr int64_t kStepPrefetchBytes = int64_t{8} << 20;
+constexpr int64_t kLengthSamples = 1024;
 
 template <typename T, typename Index>
 bool WorthStepPrefetching(const PoolRows<Index>& rows) {
-  int64_t valid_steps = rows.num_steps;
-  if (rows.layout == RowLayout::kLengths) {
-    valid_steps = 0;
-    for (int64_t b = 0; b < rows.batch; ++b) {
-      valid_steps += ClampIndex(rows.lengths[b], 0, rows.max_time);
+  double valid_steps = static_cast<double>(rows.num_steps);
+  if (rows.layout == RowLayout::kLengths && rows.batch > 0) {
+    const int64_t stride = std::max<int64_t>(1, rows.batch / kLengthSamples);
+    int64_t sampled_rows = 0;
+    int64_t sampled_steps = 0;
+    for (int64_t b = 0; b < rows.batch; b += stride, ++sampled_rows) {
+      sampled_steps += ClampIndex(rows.lengths[b], 0, rows.max_time);
     }
+    valid_steps = static_cast<double>(sampled_steps) / sampled_rows * rows.batch;
   }
-  return valid_steps * rows.depth * static_cast<int64_t>(sizeof(T)) >= kStepPrefetchBytes;
+  return valid_steps * rows.depth * sizeof(T) >= static_cast<double>(kStepPrefetchBytes);
 }
 
 }  // namespace pool_cpu
