@@ -69,24 +69,6 @@ void DispatchWidth(int64_t cols, Fn fn) {
   }
 }
 
-// Which steps compete for the max of a row: the valid ones, or, in a row with
-// none, every padded step shifted down by 1e9 (DeepCTR's empty-row result).
-template <typename Acc>
-struct MaxScope {
-  bool has_steps;  // False: no step at all, the result is EmptyRowMax.
-  bool shifted;
-  Acc shift;
-};
-
-template <typename Acc>
-MaxScope<Acc> MaxScopeOf(const RowPlan& plan) {
-  MaxScope<Acc> scope;
-  scope.shifted = plan.valid_count == 0;
-  scope.has_steps = !scope.shifted || (plan.padded && plan.extent > 0);
-  scope.shift = scope.shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
-  return scope;
-}
-
 template <typename Acc, typename Fn>
 void ForEachCompetingStep(const RowPlan& plan, const MaxScope<Acc>& scope, Fn fn) {
   if (scope.shifted) {

@@ -17,20 +17,15 @@ namespace {
 
 constexpr int kThreadsPerBlock = 256;
 
-// Max over the row's competing steps (see RowMax in sequence_pool.cc).
-// `shifted` tells whether padded steps compete, shifted down by 1e9.
+// Max over the row's competing steps (see MaxScope); scope.has_steps is true.
 template <typename T, typename Acc>
-__device__ Acc ColumnMax(const RowPlan& plan, const T* x, int64_t stride,
-                         bool* has_steps, bool* shifted) {
+__device__ Acc ColumnMax(const RowPlan& plan, const MaxScope<Acc>& scope, const T* x,
+                         int64_t stride) {
   Acc max = -static_cast<Acc>(INFINITY);
-  *shifted = plan.valid_count == 0;
-  *has_steps = plan.valid_count > 0 || (plan.padded && plan.extent > 0);
-  if (!*has_steps) return EmptyRowMax<Acc>(plan);
-  const Acc shift = *shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
-  const int64_t end = *shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
+  const int64_t end = scope.shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
   for (int64_t t = 0; t < end; ++t) {
-    if (!*shifted && !StepIsValid(plan, t)) continue;
-    const Acc v = ToAccumulator(x[t * stride]) - shift;
+    if (!scope.shifted && !StepIsValid(plan, t)) continue;
+    const Acc v = ToAccumulator(x[t * stride]) - scope.shift;
     max = v > max ? v : max;
   }
   return max;
@@ -41,14 +36,10 @@ __device__ Acc ColumnMax(const RowPlan& plan, const T* x, int64_t stride,
 // so at the end it counts the steps equal to the max, and `first` is the
 // first of them, decided by the same comparison as ColumnMax.
 template <typename T, typename Acc>
-__device__ Acc ColumnMaxAndIndex(const RowPlan& plan, const T* x, int64_t stride,
-                                 int32_t* argmax) {
-  const bool shifted = plan.valid_count == 0;
-  if (!(plan.valid_count > 0 || (plan.padded && plan.extent > 0))) {
-    *argmax = kArgmaxNoStep;
-    return EmptyRowMax<Acc>(plan);
-  }
-  const Acc shift = shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+__device__ Acc ColumnMaxAndIndex(const RowPlan& plan, const MaxScope<Acc>& scope, const T* x,
+                                 int64_t stride, int32_t* argmax) {
+  const bool shifted = scope.shifted;
+  const Acc shift = scope.shift;
   const int64_t end = shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
   Acc max = -static_cast<Acc>(INFINITY);
   int64_t first = 0;
@@ -85,11 +76,14 @@ __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
     const T* x = values + plan.begin * rows.depth + e;
     Acc acc;
     if (mode == PoolMode::kMax) {
-      if (argmax != nullptr) {
-        acc = ColumnMaxAndIndex<T, Acc>(plan, x, rows.depth, argmax + idx);
+      const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
+      if (!scope.has_steps) {
+        acc = EmptyRowMax<Acc>(plan);
+        if (argmax != nullptr) argmax[idx] = kArgmaxNoStep;
+      } else if (argmax != nullptr) {
+        acc = ColumnMaxAndIndex<T, Acc>(plan, scope, x, rows.depth, argmax + idx);
       } else {
-        bool has_steps, shifted;
-        acc = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &shifted);
+        acc = ColumnMax<T, Acc>(plan, scope, x, rows.depth);
       }
     } else {
       acc = Acc(0);
@@ -129,8 +123,9 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
       }
       continue;
     }
-    const bool shifted = plan.valid_count == 0;
-    if (!(plan.valid_count > 0 || (plan.padded && plan.extent > 0))) continue;
+    const MaxScope<Acc> scope = MaxScopeOf<Acc>(plan);
+    if (!scope.has_steps) continue;
+    const bool shifted = scope.shifted;
     const int64_t at = argmax != nullptr ? argmax[idx] : kArgmaxTied;
     if (at >= 0) {
       // A single max: grad there, (1 / 1) * grad == grad; no value is read.
@@ -141,9 +136,8 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
       }
       continue;
     }
-    bool has_steps, unused_shifted;
-    const Acc max = ColumnMax<T, Acc>(plan, x, rows.depth, &has_steps, &unused_shifted);
-    const Acc shift = shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+    const Acc max = ColumnMax<T, Acc>(plan, scope, x, rows.depth);
+    const Acc shift = scope.shift;
     Acc ties = 0;
     for (int64_t t = 0; t < plan.extent; ++t) {
       if (!shifted && !StepIsValid(plan, t)) continue;

@@ -98,11 +98,11 @@ class StepPrefetcher {
 
   void EnterUnit() {
     plan_ = PlanRow(rows_, batch_row_);
-    // Max reads every step of a row that has no valid one (see MaxScope);
-    // such a row's mask is then ignored.
-    every_step_ = max_mode_ && plan_.valid_count == 0;
+    // Max reads every step of a row that has no valid one; such a row's mask
+    // is then ignored.
+    every_step_ = max_mode_ && MaxShiftsPadding(plan_);
     if (every_step_) plan_.mask = nullptr;
-    end_ = every_step_ ? (plan_.padded ? plan_.extent : 0) : plan_.valid_end;
+    end_ = every_step_ ? plan_.extent : plan_.valid_end;
     step_ = 0;
     const int64_t col_begin = block_ * kDepthBlock;
     first_ = values_ + plan_.begin * rows_.depth + col_begin;

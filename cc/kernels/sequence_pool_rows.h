@@ -85,6 +85,28 @@ DCTR_HOST_DEVICE inline Acc MeanDivisor(const RowPlan& plan) {
   return static_cast<Acc>(plan.length) + static_cast<Acc>(kMeanEpsilon);
 }
 
+// Which steps compete for the max of a row: the valid ones, or, in a row with
+// none, every padded step shifted down by 1e9 (DeepCTR's empty-row result).
+DCTR_HOST_DEVICE inline bool MaxShiftsPadding(const RowPlan& plan) {
+  return plan.valid_count == 0;
+}
+
+template <typename Acc>
+struct MaxScope {
+  bool has_steps;  // False: no step at all, the result is EmptyRowMax.
+  bool shifted;    // MaxShiftsPadding.
+  Acc shift;       // Subtracted from every competing step.
+};
+
+template <typename Acc>
+DCTR_HOST_DEVICE inline MaxScope<Acc> MaxScopeOf(const RowPlan& plan) {
+  MaxScope<Acc> scope;
+  scope.shifted = MaxShiftsPadding(plan);
+  scope.has_steps = !scope.shifted || (plan.padded && plan.extent > 0);
+  scope.shift = scope.shifted ? static_cast<Acc>(kMaxPoolMaskShift) : Acc(0);
+  return scope;
+}
+
 // What max pooling returns for a row with no valid step and no step at all.
 template <typename Acc>
 DCTR_HOST_DEVICE inline Acc EmptyRowMax(const RowPlan& plan) {
