@@ -24,6 +24,7 @@ namespace deepctr_ops {
 namespace kernels {
 namespace {
 
+using pool_cpu::BlocksPerRow;
 using pool_cpu::kDepthBlock;
 using pool_cpu::NoPrefetch;
 using pool_cpu::StepPrefetcher;
@@ -34,7 +35,7 @@ using pool_cpu::WorthStepPrefetching;
 template <typename Index>
 int64_t NumUnits(const PoolRows<Index>& rows) {
   if (rows.depth == 0) return 0;
-  return rows.batch * ((rows.depth + kDepthBlock - 1) / kDepthBlock);
+  return rows.batch * BlocksPerRow(rows.depth);
 }
 
 template <typename Index>

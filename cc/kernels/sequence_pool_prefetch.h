@@ -23,8 +23,10 @@ struct Unit {
   int64_t cols;
 };
 
+inline int64_t BlocksPerRow(int64_t depth) { return (depth + kDepthBlock - 1) / kDepthBlock; }
+
 inline Unit UnitAt(int64_t unit, int64_t depth) {
-  const int64_t blocks = (depth + kDepthBlock - 1) / kDepthBlock;
+  const int64_t blocks = BlocksPerRow(depth);
   Unit u;
   u.batch_row = unit / blocks;
   u.col_begin = (unit % blocks) * kDepthBlock;
@@ -57,12 +59,9 @@ class StepPrefetcher {
   // Units [unit, unit_end) are the ones this thread is about to pool, in order.
   StepPrefetcher(const PoolRows<Index>& rows, PoolMode mode, const T* values, int64_t unit,
                  int64_t unit_end)
-      : rows_(rows), max_mode_(mode == PoolMode::kMax), values_(values),
-        blocks_((rows.depth + kDepthBlock - 1) / kDepthBlock), units_left_(unit_end - unit) {
-    if (units_left_ <= 0) return;
-    const Unit u = UnitAt(unit, rows.depth);
-    batch_row_ = u.batch_row;
-    block_ = u.col_begin / kDepthBlock;
+      : rows_(rows), max_mode_(mode == PoolMode::kMax), values_(values), unit_(unit),
+        unit_end_(unit_end) {
+    if (unit_ >= unit_end_) return;
     EnterUnit();
     for (int i = 0; i < kLeadSteps; ++i) Step();
   }
@@ -79,7 +78,7 @@ class StepPrefetcher {
 
  private:
   void StepSlow() {
-    while (units_left_ > 0) {
+    while (unit_ < unit_end_) {
       while (step_ < end_) {
         const int64_t t = step_++;
         if (every_step_ || plan_.mask == nullptr || plan_.mask[t]) {
@@ -87,35 +86,29 @@ class StepPrefetcher {
           return;
         }
       }
-      if (--units_left_ == 0) return;
-      if (++block_ == blocks_) {
-        block_ = 0;
-        ++batch_row_;
-      }
+      if (++unit_ == unit_end_) return;
       EnterUnit();
     }
   }
 
   void EnterUnit() {
-    plan_ = PlanRow(rows_, batch_row_);
+    const Unit u = UnitAt(unit_, rows_.depth);
+    plan_ = PlanRow(rows_, u.batch_row);
     // Max reads every step of a row that has no valid one; such a row's mask
     // is then ignored.
     every_step_ = max_mode_ && MaxShiftsPadding(plan_);
     if (every_step_) plan_.mask = nullptr;
     end_ = every_step_ ? plan_.extent : plan_.valid_end;
     step_ = 0;
-    const int64_t col_begin = block_ * kDepthBlock;
-    first_ = values_ + plan_.begin * rows_.depth + col_begin;
-    cols_ = std::min(kDepthBlock, rows_.depth - col_begin);
+    first_ = values_ + plan_.begin * rows_.depth + u.col_begin;
+    cols_ = u.cols;
   }
 
   const PoolRows<Index>& rows_;
   const bool max_mode_;
   const T* const values_;
-  const int64_t blocks_;  // Column blocks per batch row.
-  int64_t units_left_;    // Including the current one.
-  int64_t batch_row_ = 0;
-  int64_t block_ = 0;
+  int64_t unit_;  // The unit the lead is in.
+  const int64_t unit_end_;
   RowPlan plan_;
   bool every_step_ = false;
   int64_t step_ = 0;
