@@ -75,3 +75,17 @@ def test_runner_interleaves_rounds_and_keeps_their_medians():
         for impl, medians in rounds_ms.items():
             assert len(medians) == 3
             assert min(medians) <= overall[impl] <= max(medians)
+
+
+def test_runner_reports_a_case_whose_implementations_all_fail():
+    def broken():
+        raise RuntimeError("cannot build")
+
+    case = Case(name="broken", make_inputs=lambda rng: [np.zeros((2, 3, 2), np.float32)],
+                layers={"deepctr_ops": broken, "deepctr": broken})
+    messages = []
+    (result,) = run_cases([case], repeats=2, min_seconds=0.0, log=messages.append)
+    assert result.forward_ms == {} and result.backward_ms == {}
+    assert result.ratio("backward") is None
+    assert sum("failed: RuntimeError: cannot build" in m for m in messages) == 2
+    assert "| broken | fwd+bwd | n/a | n/a | n/a | n/a | n/a |" in format_table([result])

@@ -139,11 +139,13 @@ def _time_case(case: Case, repeats: int, min_seconds: float, rounds: int, seed: 
             timed[impl] = _prepare(case, impl, inputs)
         except Exception as err:  # A reference that cannot run is reported, not fatal.
             log(f"  {case.name}: {impl} failed: {type(err).__name__}: {err}")
+    names = list(timed)
+    if not names:
+        return result
     rounds = max(1, rounds)
     per_round = max(1, -(-repeats // rounds))
     forward: dict[str, list[float]] = {impl: [] for impl in timed}
     backward: dict[str, list[float]] = {impl: [] for impl in timed}
-    names = list(timed)
     for r in range(rounds):
         for impl in names[r % len(names):] + names[:r % len(names)]:
             t = timed[impl]
