@@ -127,6 +127,7 @@ struct Lanes<float> {
   static constexpr int64_t kSize = 8;
   static V Load(const float* p) { return _mm256_loadu_ps(p); }
   static void Store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static void Stream(float* p, V v) { _mm256_stream_ps(p, v); }  // p 32-byte aligned.
   static V Set(float v) { return _mm256_set1_ps(v); }
   static V Sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V Add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -146,6 +147,7 @@ struct Lanes<double> {
   static constexpr int64_t kSize = 4;
   static V Load(const double* p) { return _mm256_loadu_pd(p); }
   static void Store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static void Stream(double* p, V v) { _mm256_stream_pd(p, v); }  // p 32-byte aligned.
   static V Set(double v) { return _mm256_set1_pd(v); }
   static V Sub(V a, V b) { return _mm256_sub_pd(a, b); }
   static V Add(V a, V b) { return _mm256_add_pd(a, b); }
@@ -297,33 +299,18 @@ constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
 
 // Copies one gradient row, streaming aligned float/double rows if `stream`.
 template <typename T>
-void StoreRow(T* dst, const T* src, int64_t cols, bool /*stream*/) {
+void StoreRow(T* dst, const T* src, int64_t cols, bool stream) {
+  if constexpr (Lanes<T>::kSize > 0) {
+    using L = Lanes<T>;
+    if (stream && (reinterpret_cast<uintptr_t>(dst) & 31) == 0 && cols % L::kSize == 0) {
+      for (int64_t i = 0; i < cols; i += L::kSize) L::Stream(dst + i, L::Load(src + i));
+      return;
+    }
+  }
   std::memcpy(dst, src, sizeof(T) * cols);
 }
 
 #if defined(__AVX__)
-template <>
-void StoreRow<float>(float* dst, const float* src, int64_t cols, bool stream) {
-  if (!stream || (reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 8 != 0) {
-    std::memcpy(dst, src, sizeof(float) * cols);
-    return;
-  }
-  for (int64_t i = 0; i < cols; i += 8) {
-    _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
-  }
-}
-
-template <>
-void StoreRow<double>(double* dst, const double* src, int64_t cols, bool stream) {
-  if (!stream || (reinterpret_cast<uintptr_t>(dst) & 31) != 0 || cols % 4 != 0) {
-    std::memcpy(dst, src, sizeof(double) * cols);
-    return;
-  }
-  for (int64_t i = 0; i < cols; i += 4) {
-    _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
-  }
-}
-
 // Orders the streaming stores before the op reports completion.
 inline void FinishStores() { _mm_sfence(); }
 #else

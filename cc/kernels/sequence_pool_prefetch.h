@@ -81,7 +81,7 @@ class StepPrefetcher {
     while (unit_ < unit_end_) {
       while (step_ < end_) {
         const int64_t t = step_++;
-        if (every_step_ || plan_.mask == nullptr || plan_.mask[t]) {
+        if (plan_.mask == nullptr || plan_.mask[t]) {
           PrefetchLines(first_ + t * rows_.depth, cols_);
           return;
         }
@@ -96,9 +96,9 @@ class StepPrefetcher {
     plan_ = PlanRow(rows_, u.batch_row);
     // Max reads every step of a row that has no valid one; such a row's mask
     // is then ignored.
-    every_step_ = max_mode_ && MaxShiftsPadding(plan_);
-    if (every_step_) plan_.mask = nullptr;
-    end_ = every_step_ ? plan_.extent : plan_.valid_end;
+    const bool every_step = max_mode_ && MaxShiftsPadding(plan_);
+    if (every_step) plan_.mask = nullptr;
+    end_ = every_step ? plan_.extent : plan_.valid_end;
     step_ = 0;
     first_ = values_ + plan_.begin * rows_.depth + u.col_begin;
     cols_ = u.cols;
@@ -110,7 +110,6 @@ class StepPrefetcher {
   int64_t unit_;  // The unit the lead is in.
   const int64_t unit_end_;
   RowPlan plan_;
-  bool every_step_ = false;
   int64_t step_ = 0;
   int64_t end_ = 0;
   const T* first_ = nullptr;
