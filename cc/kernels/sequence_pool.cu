@@ -97,6 +97,25 @@ __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
   }
 }
 
+// Ragged: value rows before the first clamped split or from the last one on
+// belong to no batch row (only unvalidated splits leave such rows: see
+// PlanRow). The first and last batch rows' threads zero them, so the gradient
+// needs no separate zero-fill pass. Every other value row lies in some batch
+// row: row b covers [c_b, max(c_b, c_b+1)) of the clamped splits c, and going
+// from c_0 up to c_B crosses every step in between.
+template <typename T, typename Index>
+__device__ void ZeroRowsOutsideSplits(const PoolRows<Index>& rows, int64_t b, int64_t e,
+                                      T* grad_values, T zero) {
+  if (b == 0) {
+    const int64_t first = ClampIndex(rows.row_splits[0], 0, rows.num_steps);
+    for (int64_t n = 0; n < first; ++n) grad_values[n * rows.depth + e] = zero;
+  }
+  if (b == rows.batch - 1) {
+    const int64_t last = ClampIndex(rows.row_splits[rows.batch], 0, rows.num_steps);
+    for (int64_t n = last; n < rows.num_steps; ++n) grad_values[n * rows.depth + e] = zero;
+  }
+}
+
 template <typename T, typename Index>
 __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
                                    const T* __restrict__ values,
@@ -110,6 +129,7 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
        idx < total; idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t b = idx / rows.depth;
     const int64_t e = idx - b * rows.depth;
+    if (rows.layout == RowLayout::kRagged) ZeroRowsOutsideSplits(rows, b, e, grad_values, zero);
     const RowPlan plan = PlanRow(rows, b);
     const int64_t offset = plan.begin * rows.depth + e;
     const T* x = values + offset;
@@ -197,9 +217,8 @@ Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
   Status status = CheckSizes(rows);
   if (!status.ok()) return status;
   cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
-  if (rows.layout == RowLayout::kRagged && rows.num_steps * rows.depth > 0) {
-    // Unvalidated (clamped) row_splits may leave value rows outside every
-    // batch row; zero them rather than return uninitialised memory.
+  if (rows.layout == RowLayout::kRagged && rows.batch == 0 && rows.num_steps * rows.depth > 0) {
+    // No batch row, so no thread to zero the value rows (ZeroRowsOutsideSplits).
     const cudaError_t err = cudaMemsetAsync(
         grad_values, 0, sizeof(T) * rows.num_steps * rows.depth, cuda_stream);
     if (err != cudaSuccess) {

@@ -95,10 +95,12 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
 
 // CUDA, asynchronous on `stream` (a cudaStream_t; nullptr is the default
 // stream). All pointers are device pointers. Ragged row_splits cannot be
-// checked without a device-to-host copy, so the GPU clamps each split into
-// [previous split, num_steps] instead of rejecting them: never an
-// out-of-bounds access, and the ragged backward zero-fills grad_values first
-// so value rows outside every clamped batch row get 0, not garbage.
+// checked without a device-to-host copy, so the GPU clamps them instead of
+// rejecting them (PlanRow: each row's start into [0, num_steps], its end into
+// [start, num_steps]): never an out-of-bounds access, and the backward gives
+// value rows outside every clamped batch row 0, not garbage. Splits that
+// decrease make batch rows overlap; the overlap's gradient is then
+// nondeterministic.
 template <typename T, typename Index>
 Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
                                  const T* values, T* output, int32_t* argmax,
