@@ -17,48 +17,42 @@ namespace {
 
 constexpr int kThreadsPerBlock = 256;
 
-// Max over the row's competing steps (see MaxScope); scope.has_steps is true.
+// The max over a row's competing steps (see MaxScope; scope.has_steps is
+// true), how many steps equal it and the first of them. `hits` counts the
+// steps equal to the running max since it was last raised, so at the end it
+// counts the steps equal to the max.
+template <typename Acc>
+struct ColumnMax {
+  Acc max;
+  int64_t hits;
+  int64_t first;
+};
+
 template <typename T, typename Acc>
-__device__ Acc ColumnMax(const RowPlan& plan, const MaxScope<Acc>& scope, const T* x,
-                         int64_t stride) {
-  Acc max = -static_cast<Acc>(INFINITY);
+__device__ ColumnMax<Acc> ScanColumnMax(const RowPlan& plan, const MaxScope<Acc>& scope,
+                                        const T* x, int64_t stride) {
   const int64_t end = scope.shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
+  ColumnMax<Acc> c{-static_cast<Acc>(INFINITY), 0, 0};
   for (int64_t t = 0; t < end; ++t) {
     if (!scope.shifted && !StepIsValid(plan, t)) continue;
     const Acc v = ToAccumulator(x[t * stride]) - scope.shift;
-    max = v > max ? v : max;
-  }
-  return max;
-}
-
-// ColumnMax that also finds where the max is (argmax in sequence_pool.h).
-// `hits` counts the steps equal to the running max since it was last raised,
-// so at the end it counts the steps equal to the max, and `first` is the
-// first of them, decided by the same comparison as ColumnMax.
-template <typename T, typename Acc>
-__device__ Acc ColumnMaxAndIndex(const RowPlan& plan, const MaxScope<Acc>& scope, const T* x,
-                                 int64_t stride, int32_t* argmax) {
-  const bool shifted = scope.shifted;
-  const Acc shift = scope.shift;
-  const int64_t end = shifted ? plan.extent : (plan.mask ? plan.extent : plan.valid_end);
-  Acc max = -static_cast<Acc>(INFINITY);
-  int64_t first = 0;
-  int64_t hits = 0;
-  for (int64_t t = 0; t < end; ++t) {
-    if (!shifted && !StepIsValid(plan, t)) continue;
-    const Acc v = ToAccumulator(x[t * stride]) - shift;
-    if (v > max) {
-      max = v;
-      first = t;
-      hits = 1;
-    } else if (v == max) {
-      if (hits == 0) first = t;
-      ++hits;
+    if (v > c.max) {
+      c.max = v;
+      c.first = t;
+      c.hits = 1;
+    } else if (v == c.max) {
+      if (c.hits == 0) c.first = t;
+      ++c.hits;
     }
   }
-  // Like the CPU, no index for rows longer than an int32 can name.
-  *argmax = hits == 1 && plan.extent <= INT32_MAX ? static_cast<int32_t>(first) : kArgmaxTied;
-  return max;
+  return c;
+}
+
+// Where the max is (argmax in sequence_pool.h). Like the CPU, no index for
+// rows longer than an int32 can name.
+template <typename Acc>
+__device__ int32_t ArgmaxCode(const RowPlan& plan, const ColumnMax<Acc>& c) {
+  return c.hits == 1 && plan.extent <= INT32_MAX ? static_cast<int32_t>(c.first) : kArgmaxTied;
 }
 
 template <typename T, typename Index>
@@ -80,10 +74,10 @@ __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
       if (!scope.has_steps) {
         acc = EmptyRowMax<Acc>(plan);
         if (argmax != nullptr) argmax[idx] = kArgmaxNoStep;
-      } else if (argmax != nullptr) {
-        acc = ColumnMaxAndIndex<T, Acc>(plan, scope, x, rows.depth, argmax + idx);
       } else {
-        acc = ColumnMax<T, Acc>(plan, scope, x, rows.depth);
+        const ColumnMax<Acc> c = ScanColumnMax<T, Acc>(plan, scope, x, rows.depth);
+        acc = c.max;
+        if (argmax != nullptr) argmax[idx] = ArgmaxCode(plan, c);
       }
     } else {
       acc = Acc(0);
@@ -156,14 +150,10 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
       }
       continue;
     }
-    const Acc max = ColumnMax<T, Acc>(plan, scope, x, rows.depth);
+    const ColumnMax<Acc> c = ScanColumnMax<T, Acc>(plan, scope, x, rows.depth);
+    const Acc max = c.max;
     const Acc shift = scope.shift;
-    Acc ties = 0;
-    for (int64_t t = 0; t < plan.extent; ++t) {
-      if (!shifted && !StepIsValid(plan, t)) continue;
-      ties += ToAccumulator(x[t * rows.depth]) - shift == max ? Acc(1) : Acc(0);
-    }
-    const T share = FromAccumulator<T>((Acc(1) / ties) * grad);
+    const T share = FromAccumulator<T>((Acc(1) / static_cast<Acc>(c.hits)) * grad);
     for (int64_t t = 0; t < plan.extent; ++t) {
       const bool competes = shifted || StepIsValid(plan, t);
       g[t * rows.depth] =
