@@ -4,9 +4,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <string>
 
 #include "cc/kernels/attention_softmax.h"
+#include "cc/kernels/cuda_launch.h"
 
 namespace deepctr_ops {
 namespace kernels {
@@ -99,17 +99,6 @@ __global__ void BackwardKernel(AttentionSoftmaxShape s, const T* __restrict__ gr
   }
 }
 
-int BlocksFor(int64_t lines) {
-  const int64_t blocks = (lines + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  return static_cast<int>(blocks < 65535 * 32 ? blocks : 65535 * 32);
-}
-
-Status CheckLaunch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) return Status::Ok();
-  return Status::Internal(std::string(what) + " launch failed: " + cudaGetErrorString(err));
-}
-
 }  // namespace
 
 template <typename T>
@@ -118,7 +107,7 @@ Status LaunchAttentionSoftmaxForward(const AttentionSoftmaxShape& s, const T* sc
   Status status = ValidateAttentionSoftmaxShape(s);
   const int64_t lines = s.rows * s.time_q;
   if (!status.ok() || lines == 0 || s.time_k == 0) return status;
-  ForwardKernel<T><<<BlocksFor(lines), kWarp * kWarpsPerBlock, 0,
+  ForwardKernel<T><<<BlocksFor(lines, kWarpsPerBlock), kWarp * kWarpsPerBlock, 0,
                      static_cast<cudaStream_t>(stream)>>>(s, scores, key_valid, probs);
   return CheckLaunch("AttentionSoftmax forward");
 }
@@ -130,7 +119,7 @@ Status LaunchAttentionSoftmaxBackward(const AttentionSoftmaxShape& s, const T* g
   Status status = ValidateAttentionSoftmaxShape(s);
   const int64_t lines = s.rows * s.time_q;
   if (!status.ok() || lines == 0 || s.time_k == 0) return status;
-  BackwardKernel<T><<<BlocksFor(lines), kWarp * kWarpsPerBlock, 0,
+  BackwardKernel<T><<<BlocksFor(lines, kWarpsPerBlock), kWarp * kWarpsPerBlock, 0,
                       static_cast<cudaStream_t>(stream)>>>(s, grad, probs, key_valid,
                                                            grad_scores);
   return CheckLaunch("AttentionSoftmax backward");

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cc/kernels/cuda_launch.h"
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/sequence_pool_rows.h"
@@ -162,18 +163,6 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
   }
 }
 
-int BlocksFor(int64_t total) {
-  const int64_t blocks = (total + kThreadsPerBlock - 1) / kThreadsPerBlock;
-  return static_cast<int>(blocks < 65535 * 32 ? blocks : 65535 * 32);
-}
-
-Status CheckLaunch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) return Status::Ok();
-  return Status::Internal(std::string(what) + " launch failed: " +
-                          cudaGetErrorString(err));
-}
-
 // The part of ValidatePoolRows that needs no row_splits: a negative size would
 // otherwise become a huge memset or a launch with an invalid grid.
 template <typename Index>
@@ -194,7 +183,8 @@ Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
   const int64_t total = rows.batch * rows.depth;
   if (!status.ok() || total == 0) return status;
   PoolForwardKernel<T, Index>
-      <<<BlocksFor(total), kThreadsPerBlock, 0, static_cast<cudaStream_t>(stream)>>>(
+      <<<BlocksFor(total, kThreadsPerBlock), kThreadsPerBlock, 0,
+         static_cast<cudaStream_t>(stream)>>>(
           rows, mode, values, output, mode == PoolMode::kMax ? argmax : nullptr);
   return CheckLaunch("SequencePool forward");
 }
@@ -220,8 +210,8 @@ Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
   const int64_t total = rows.batch * rows.depth;
   if (total == 0) return Status::Ok();
   PoolBackwardKernel<T, Index>
-      <<<BlocksFor(total), kThreadsPerBlock, 0, cuda_stream>>>(rows, mode, values, argmax,
-                                                                grad_output, grad_values);
+      <<<BlocksFor(total, kThreadsPerBlock), kThreadsPerBlock, 0, cuda_stream>>>(
+          rows, mode, values, argmax, grad_output, grad_values);
   return CheckLaunch("SequencePool backward");
 }
 
