@@ -63,6 +63,19 @@ RowLayout ParseLayout(const std::string& layout) {
   throw py::value_error("layout must be 'lengths', 'mask' or 'ragged', got '" + layout + "'");
 }
 
+// True for "gpu", false for "cpu".
+bool ParseDevice(const std::string& device) {
+  if (device != "cpu" && device != "gpu") {
+    throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
+  }
+  return device == "gpu";
+}
+
+// CPU threads: `threads`, or every hardware thread when it is 0 or less.
+int ResolveThreads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+}
+
 std::string DtypeName(const py::array& a) {
   return py::str(a.dtype().attr("name")).cast<std::string>();
 }
@@ -201,9 +214,8 @@ py::tuple Pool(const py::array& values, const py::array& row_info, const std::st
   Request req;
   req.layout = ParseLayout(layout);
   ThrowIfError(kernels::ParsePoolMode(mode.c_str(), &req.mode));
-  if (device != "cpu" && device != "gpu") throw py::value_error("device must be 'cpu' or 'gpu'");
-  req.gpu = device == "gpu";
-  req.threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  req.gpu = ParseDevice(device);
+  req.threads = ResolveThreads(threads);
   req.repeats = repeats;
   req.validate = validate;
   const std::string name = DtypeName(values);
@@ -297,9 +309,7 @@ py::tuple AttentionSoftmax(const py::object& scores_obj, const py::object& key_v
                            double divisor, bool blinding, const py::object& grad,
                            const py::object& probs, const std::string& device, int threads,
                            int repeats) {
-  if (device != "cpu" && device != "gpu") {
-    throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
-  }
+  const bool gpu = ParseDevice(device);
   if (grad.is_none() && !probs.is_none()) {
     throw py::value_error("probs is only used for the backward: pass grad too");
   }
@@ -324,8 +334,8 @@ py::tuple AttentionSoftmax(const py::object& scores_obj, const py::object& key_v
   req.shape.divisor = static_cast<float>(divisor);  // The ops' attr is a float too.
   req.shape.blinding = blinding;
   ThrowIfError(kernels::ValidateAttentionSoftmaxShape(req.shape));
-  req.gpu = device == "gpu";
-  req.threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  req.gpu = gpu;
+  req.threads = ResolveThreads(threads);
   req.repeats = repeats;
   const std::string name = DtypeName(scores);
   if (name == "float32") return RunAttention<float>(req, scores, key_valid, grad, probs);
