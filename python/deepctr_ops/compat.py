@@ -14,11 +14,9 @@ Layer = keras.layers.Layer
 
 
 def register_serializable(cls: type) -> type:
-    """Registers a layer under "deepctr_ops>ClassName" for model loading."""
-    if IS_KERAS_3:
-        import keras as keras3
+    """Registers a layer under "deepctr_ops>ClassName" for model loading.
 
-        register = keras3.saving.register_keras_serializable
-    else:
-        register = keras.utils.register_keras_serializable
-    return register(package="deepctr_ops", name=cls.__name__)(cls)
+    `keras.utils.register_keras_serializable` is the active Keras's own: Keras
+    3's `keras.saving` one, or tf_keras's.
+    """
+    return keras.utils.register_keras_serializable(package="deepctr_ops", name=cls.__name__)(cls)

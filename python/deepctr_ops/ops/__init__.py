@@ -1,5 +1,9 @@
-"""Python wrappers of the deepctr-ops custom ops, one module per op family."""
+"""Python wrappers of the deepctr-ops custom ops, one module per op family.
 
+Importing this package registers every op's C++ gradient.
+"""
+
+from .attention import attention_softmax
 from .pooling import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
-__all__ = ["masked_sequence_pool", "ragged_sequence_pool", "sequence_pool"]
+__all__ = ["attention_softmax", "masked_sequence_pool", "ragged_sequence_pool", "sequence_pool"]
