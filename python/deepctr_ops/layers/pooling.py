@@ -55,10 +55,8 @@ class SequencePoolingLayer(_CustomOpLayer):
     """
 
     def __init__(self, mode="mean", supports_masking=False, **kwargs):
-        if mode not in pool_ops.MODES:
-            raise ValueError(f"mode must be one of 'sum', 'mean', 'max', got {mode!r}")
-        self.mode = mode
-        self.eps = tf.constant(1e-8, tf.float32)
+        self.mode = pool_ops.check_mode(mode)
+        self.eps = tf.constant(1e-8, tf.float32)  # DeepCTR's attribute; the ops use MEAN_EPSILON.
         super().__init__(**kwargs)
         self.supports_masking = supports_masking
 
@@ -147,12 +145,10 @@ class WeightedSequenceLayer(Layer):
             value_input = tf.expand_dims(value_input, axis=2)
         valid = tf.expand_dims(valid, axis=2)
         if self.weight_normalization:
-            paddings = tf.ones_like(value_input) * PADDING_LOGIT
+            padding = tf.constant(PADDING_LOGIT, value_input.dtype)
+            value_input = tf.nn.softmax(tf.where(valid, value_input, padding), axis=1)
         else:
-            paddings = tf.zeros_like(value_input)
-        value_input = tf.where(valid, value_input, paddings)
-        if self.weight_normalization:
-            value_input = tf.nn.softmax(value_input, axis=1)
+            value_input = tf.where(valid, value_input, tf.zeros([], value_input.dtype))
         return tf.multiply(key_input, value_input)
 
     def compute_output_shape(self, input_shape):

@@ -31,7 +31,7 @@ def _gen():
     return _loader.load()
 
 
-def _check_mode(mode: str) -> str:
+def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be one of 'sum', 'mean', 'max', got {mode!r}")
     return mode
@@ -64,6 +64,12 @@ def _flat_lengths(lengths: tf.Tensor) -> tf.Tensor:
     return lengths
 
 
+def _divide_mean(pooled: tf.Tensor, divisor_base: tf.Tensor, acc: tf.DType) -> tf.Tensor:
+    """pooled [B,1,E] in `acc` / (divisor_base [B] + 1e-8), as DeepCTR's mean."""
+    divisor = tf.cast(divisor_base, acc) + tf.constant(MEAN_EPSILON, acc)
+    return pooled / divisor[:, tf.newaxis, tf.newaxis]
+
+
 def mask_lengths(lengths: tf.Tensor) -> tf.Tensor:
     """Integer lengths as tf.sequence_mask sees them (floats truncate to int32)."""
     lengths = tf.convert_to_tensor(lengths)
@@ -91,8 +97,7 @@ def _dense_pool_twin(values, valid, divisor_base, mode):
     else:
         pooled = tf.reduce_sum(tf.where(valid3, x, tf.zeros_like(x)), axis=1, keepdims=True)
         if mode == "mean":
-            divisor = tf.cast(divisor_base, acc) + tf.constant(MEAN_EPSILON, acc)
-            pooled = pooled / divisor[:, tf.newaxis, tf.newaxis]
+            pooled = _divide_mean(pooled, divisor_base, acc)
     return tf.cast(pooled, values.dtype)
 
 
@@ -107,10 +112,10 @@ def _ragged_pool_twin(flat_values, row_splits, mode):
         pooled = tf.where((row_lengths > 0)[:, tf.newaxis], pooled, tf.constant(-MAX_SHIFT, acc))
     else:
         pooled = tf.math.unsorted_segment_sum(x, segment_ids, batch)
-        if mode == "mean":
-            divisor = tf.cast(row_lengths, acc) + tf.constant(MEAN_EPSILON, acc)
-            pooled = pooled / divisor[:, tf.newaxis]
-    return tf.cast(pooled[:, tf.newaxis, :], flat_values.dtype)
+    pooled = pooled[:, tf.newaxis, :]
+    if mode == "mean":
+        pooled = _divide_mean(pooled, row_lengths, acc)
+    return tf.cast(pooled, flat_values.dtype)
 
 
 # ---- public wrappers ---------------------------------------------------------
@@ -123,7 +128,7 @@ def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) 
     untruncated as mean's divisor, as DeepCTR does). Values outside [0,T] are
     clamped for the mask; mean still divides by the raw length, as DeepCTR does.
     """
-    _check_mode(mode)
+    check_mode(mode)
     with tf.name_scope(name or "sequence_pool"):
         values = _check_values(values, 3)
         raw = tf.convert_to_tensor(lengths)
@@ -139,9 +144,7 @@ def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) 
             pooled = _dense_pool_twin(values, valid, tf.cast(flat, tf.float64), op_mode)
         if float_divisor:
             acc = _accumulator(values.dtype)
-            divisor = tf.cast(flat, acc) + tf.constant(MEAN_EPSILON, acc)
-            divided = tf.cast(pooled, acc) / divisor[:, tf.newaxis, tf.newaxis]
-            pooled = tf.cast(divided, values.dtype)
+            pooled = tf.cast(_divide_mean(tf.cast(pooled, acc), flat, acc), values.dtype)
         return pooled
 
 
@@ -151,7 +154,7 @@ def masked_sequence_pool(values, mask, mode: str = "mean", name: str | None = No
     The mean divides by the number of true entries (+1e-8), as DeepCTR's
     `supports_masking=True` mode does.
     """
-    _check_mode(mode)
+    check_mode(mode)
     with tf.name_scope(name or "masked_sequence_pool"):
         values = _check_values(values, 3)
         mask = tf.convert_to_tensor(mask)
@@ -173,7 +176,7 @@ def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
     row_splits [B+1]. An empty row pools like a zero-padded one: 0 for sum and
     mean, -1e9 for max.
     """
-    _check_mode(mode)
+    check_mode(mode)
     with tf.name_scope(name or "ragged_sequence_pool"):
         if isinstance(values, tf.RaggedTensor):
             if row_splits is not None:
