@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..compat import Layer, keras, register_serializable
+from ._shapes import is_shape
 
 
 @register_serializable
@@ -42,7 +43,7 @@ class BiasEncoding(Layer):
         super().__init__(**kwargs)
 
     def build(self, input_shape):
-        shapes = _shape_list(input_shape)
+        shapes = [input_shape] if is_shape(input_shape) else list(input_shape)
         if len(shapes) != self.sess_max_count:
             raise ValueError(
                 f"BiasEncoding(sess_max_count={self.sess_max_count}) needs that many inputs, "
@@ -82,13 +83,3 @@ class BiasEncoding(Layer):
         config = {"sess_max_count": self.sess_max_count, "seed": self.seed}
         base_config = super().get_config()
         return dict(list(base_config.items()) + list(config.items()))
-
-
-def _shape_list(input_shape) -> list:
-    """One shape or a list of shapes -> a list of shapes."""
-    if isinstance(input_shape, tf.TensorShape):
-        return [input_shape]
-    if isinstance(input_shape, (list, tuple)) and input_shape and all(
-            d is None or isinstance(d, int) for d in input_shape):
-        return [input_shape]
-    return list(input_shape)

@@ -9,6 +9,7 @@ from .. import _implementation
 from ..compat import Layer, register_serializable
 from ..ops import pooling as pool_ops
 from ..ops.attention import PADDING_LOGIT
+from ._shapes import is_shape
 
 
 class _CustomOpLayer(Layer):
@@ -62,7 +63,7 @@ class SequencePoolingLayer(_CustomOpLayer):
 
     def build(self, input_shape):
         if not self.supports_masking and isinstance(input_shape, (list, tuple)) \
-                and len(input_shape) == 2 and _is_shape(input_shape[0]):
+                and len(input_shape) == 2 and is_shape(input_shape[0]):
             time = input_shape[0][1]
             self.seq_len_max = int(time) if time is not None else None
         super().build(input_shape)
@@ -82,7 +83,7 @@ class SequencePoolingLayer(_CustomOpLayer):
         return pool_ops.sequence_pool(seq_value, seq_len, mode=self.mode)
 
     def compute_output_shape(self, input_shape):
-        if self.supports_masking or _is_shape(input_shape):
+        if self.supports_masking or is_shape(input_shape):
             return (None, 1, _last_dim(input_shape))
         return (None, 1, _last_dim(input_shape[0]))
 
@@ -166,15 +167,6 @@ class WeightedSequenceLayer(Layer):
         }
         base_config = super().get_config()
         return dict(list(base_config.items()) + list(config.items()))
-
-
-def _is_shape(shape) -> bool:
-    """True for one shape (TensorShape or tuple of dims), False for a list of shapes."""
-    if isinstance(shape, tf.TensorShape):
-        return True
-    return isinstance(shape, (list, tuple)) and all(
-        d is None or isinstance(d, int) or hasattr(d, "value") for d in shape
-    )
 
 
 def _last_dim(shape):
