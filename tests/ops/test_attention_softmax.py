@@ -1,6 +1,6 @@
-"""DeepCTR>AttentionSoftmax(+Grad) in float32 and float64: float64 numerical
-gradients, op vs pure-TF twin, dtype dispatch, shape functions, bad inputs, and
-graphs written before the op had a `T` attr."""
+"""DeepCTR>AttentionSoftmax(+Grad) in float32 and float64: op vs pure-TF twin and
+the float64 NumPy reference, float64 numerical gradients, dtype dispatch, shape
+functions, bad inputs, and graphs written before the op had a `T` attr."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 from deepctr_ops import _loader
 from deepctr_ops.ops.attention import attention_softmax
+from helpers import value_and_input_grads
+from kernels.attention_reference import forward as reference_forward
 
 gen = _loader.load()
 
@@ -178,3 +180,31 @@ def test_graph_without_the_T_attr_still_runs(rng):
         with tf.compat.v1.Session(graph=imported) as session:
             result = session.run(probs)
     np.testing.assert_allclose(result, attention_softmax(scores, key_valid, 2.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("heads,batch,tq,tk", [(2, 3, 5, 5), (3, 4, 17, 17), (1, 2, 9, 21),
+                                               (2, 2, 1, 8), (4, 1, 50, 50), (2, 0, 4, 4)])
+@pytest.mark.parametrize("blinding", [False, True])
+@pytest.mark.parametrize("divisor", [1.0, 2.828427])
+def test_op_matches_twin_and_numpy(heads, batch, tq, tk, blinding, divisor, rng):
+    scores = (rng.standard_normal((heads * batch, tq, tk)) * 5).astype(np.float32)
+    key_valid = rng.random((batch, tk)) < 0.6
+    if batch > 1:
+        key_valid[0] = False  # every key masked: uniform row
+        key_valid[1] = False
+        key_valid[1, 0] = True  # with blinding, query 0 has no eligible key
+    results = {}
+    for impl in ("op", "tf"):
+        with deepctr_ops.implementation(impl):
+            results[impl] = value_and_input_grads(
+                lambda xs: attention_softmax(xs[0], key_valid, divisor, blinding), [scores])
+    (p_op, (g_op,)), (p_tf, (g_tf,)) = results["op"], results["tf"]
+    np.testing.assert_allclose(p_op, p_tf, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(g_op, g_tf, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(p_op, reference_forward(scores, key_valid, divisor, blinding),
+                               rtol=1e-5, atol=1e-7)
+    if batch > 1:
+        np.testing.assert_array_equal(p_op[0], np.full((tq, tk), 1.0 / tk, np.float32))
+        np.testing.assert_array_equal(g_op[0], 0.0)  # nothing flows to masked logits
+    masked = ~np.tile(key_valid[:, None, :], (heads, tq, 1))
+    assert np.all(g_op[masked] == 0)
