@@ -1,6 +1,8 @@
-"""Test helpers: DeepCTR oracle calls, gradients, ragged length generators."""
+"""Test helpers: DeepCTR oracle calls, gradients, ragged length generators, saving."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -28,3 +30,25 @@ def value_and_input_grads(fn, inputs: list, differentiate: tuple[int, ...] = (0,
         loss = tf.reduce_sum(out * upstream)
     grads = tape.gradient(loss, [tensors[i] for i in differentiate])
     return out.numpy(), [g.numpy() if g is not None else None for g in grads]
+
+
+def save_formats() -> list[str]:
+    """The active Keras's model formats: .keras (Keras 3); .h5 and SavedModel (tf_keras)."""
+    from deepctr_ops.compat import IS_KERAS_3
+
+    return ["keras"] if IS_KERAS_3 else ["h5", "tf"]
+
+
+def save_and_load(model, fmt: str, directory):
+    """Saves `model` in `fmt` (see save_formats) under `directory`; loads it back
+    with the package's custom_objects."""
+    from deepctr_ops import custom_objects
+    from deepctr_ops.compat import keras
+
+    name = {"keras": "model.keras", "h5": "model.h5", "tf": "saved_model"}[fmt]
+    path = os.path.join(directory, name)
+    if fmt == "tf":
+        model.save(path, save_format="tf")
+    else:
+        model.save(path)
+    return keras.models.load_model(path, custom_objects=custom_objects)

@@ -4,14 +4,14 @@ and save/load, in both Keras modes."""
 from __future__ import annotations
 
 import numpy as np
-from deepctr_ops.compat import IS_KERAS_3, keras
-from deepctr_ops.layers import sequence
+from deepctr_ops.compat import keras
 from deepctr_ops.layers.sequence import (
     BiasEncoding,
     BiLSTM,
     SequencePoolingLayer,
     Transformer,
 )
+from helpers import save_and_load, save_formats
 
 B, T, E, VOCAB = 64, 8, 8, 30
 
@@ -57,9 +57,7 @@ def _fit_and_reload(model, data, labels, tmp_path):
     changed = [not np.array_equal(a, b) for a, b in zip(after, before)]
     assert sum(changed) >= len(changed) - 1
     expected = model.predict(data, verbose=0)
-    path = str(tmp_path / ("m.keras" if IS_KERAS_3 else "m.h5"))
-    model.save(path)
-    loaded = keras.models.load_model(path, custom_objects=sequence.custom_objects)
+    loaded = save_and_load(model, save_formats()[0], tmp_path)
     np.testing.assert_allclose(loaded.predict(data, verbose=0), expected, rtol=1e-5, atol=1e-6)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from deepctr_ops.compat import IS_KERAS_3, keras
+from deepctr_ops.compat import keras
 from deepctr_ops.layers import sequence
 from deepctr_ops.layers.sequence import (
     BiasEncoding,
@@ -15,6 +15,7 @@ from deepctr_ops.layers.sequence import (
     PositionEncoding,
     Transformer,
 )
+from helpers import save_and_load, save_formats
 
 B, T, E = 5, 6, 8
 
@@ -125,26 +126,13 @@ def test_layer_from_config_builds_every_sub_layer(rng):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
 
 
-def _formats():
-    return ["keras"] if IS_KERAS_3 else ["h5", "tf"]
-
-
-@pytest.mark.parametrize("fmt", _formats())
+@pytest.mark.parametrize("fmt", save_formats())
 @pytest.mark.parametrize("name", list(MODELS))
 def test_save_and_load(name, fmt, rng, tmp_path):
     model, data = MODELS[name](rng)
     _perturb(model, rng)
     expected = model.predict(data, verbose=0)
-    if fmt == "keras":
-        path = str(tmp_path / "model.keras")
-        model.save(path)
-    elif fmt == "h5":
-        path = str(tmp_path / "model.h5")
-        model.save(path)
-    else:
-        path = str(tmp_path / "saved_model")
-        model.save(path, save_format="tf")
-    loaded = keras.models.load_model(path, custom_objects=sequence.custom_objects)
+    loaded = save_and_load(model, fmt, tmp_path)
     np.testing.assert_allclose(loaded.predict(data, verbose=0), expected, rtol=1e-6, atol=1e-6)
     for a, b in zip(loaded.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)

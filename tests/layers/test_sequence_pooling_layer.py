@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from deepctr.layers.sequence import SequencePoolingLayer as DeepCTRPooling
 from deepctr_ops.compat import IS_KERAS_3, keras
-from deepctr_ops.layers.sequence import SequencePoolingLayer, custom_objects
-from helpers import ragged_lengths, value_and_input_grads
+from deepctr_ops.layers.sequence import SequencePoolingLayer
+from helpers import ragged_lengths, save_and_load, save_formats, value_and_input_grads
 
 MODES = ["sum", "mean", "max"]
 
@@ -149,13 +149,7 @@ def _functional_model(t=5, e=3):
     return keras.Model([values, lengths], out)
 
 
-def _save_formats():
-    if IS_KERAS_3:
-        return ["keras"]
-    return ["h5", "savedmodel"]
-
-
-@pytest.mark.parametrize("fmt", _save_formats())
+@pytest.mark.parametrize("fmt", save_formats())
 def test_save_and_load_round_trip(tmp_path, rng, fmt):
     model = _functional_model()
     x = rng.standard_normal((8, 5, 3)).astype(np.float32)
@@ -163,12 +157,7 @@ def test_save_and_load_round_trip(tmp_path, rng, fmt):
     model.compile(optimizer="sgd", loss="mse")
     model.fit([x, lengths], np.ones((8, 1)), epochs=1, verbose=0)
     expected = model.predict([x, lengths], verbose=0)
-    path = os.path.join(tmp_path, {"keras": "m.keras", "h5": "m.h5", "savedmodel": "m_tf"}[fmt])
-    if fmt == "savedmodel":
-        model.save(path, save_format="tf")
-    else:
-        model.save(path)
-    loaded = keras.models.load_model(path, custom_objects=custom_objects)
+    loaded = save_and_load(model, fmt, tmp_path)
     assert isinstance(loaded.get_layer("pool"), SequencePoolingLayer)
     np.testing.assert_allclose(loaded.predict([x, lengths], verbose=0), expected, rtol=1e-6)
 
