@@ -9,6 +9,29 @@ SHIFT = 1e9
 EPS = 1e-8
 
 
+def random_rows(rng: np.random.Generator, layout: str, batch: int, time: int,
+                index=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """A random row description for the kernel module and its valid [B, T].
+
+    layout "lengths": lengths [B] with 0, T, > T and negatives; "mask": a bool
+    [B, T] mask; "ragged": row_splits [B + 1]. The first row is always empty.
+    """
+    if layout == "lengths":
+        lengths = rng.integers(-2, time + 3, size=batch).astype(index)
+        lengths[: min(batch, 3)] = [0, time, time + 5][: min(batch, 3)]
+        return lengths, np.arange(time)[None, :] < lengths[:, None]
+    if layout == "mask":
+        mask = rng.random((batch, time)) < 0.4
+        if batch:
+            mask[0] = False
+        return mask, mask
+    row_lengths = rng.integers(0, time + 1, size=batch)
+    if batch:
+        row_lengths[0] = 0
+    splits = np.concatenate([[0], np.cumsum(row_lengths)]).astype(index)
+    return splits, np.arange(time)[None, :] < row_lengths[:, None]
+
+
 def valid_from_lengths(lengths: np.ndarray, time: int) -> np.ndarray:
     lengths = np.asarray(lengths).reshape(-1)
     if lengths.dtype.kind == "f":

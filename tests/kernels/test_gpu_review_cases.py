@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pool_reference import random_rows
 
 MODES = ["sum", "mean", "max"]
 LAYOUTS = ["lengths", "mask", "ragged"]
 
 pytestmark = pytest.mark.gpu
-
-
-def _rows(rng, layout, b, t, index):
-    """(rows argument, valid [B, T]) with empty rows, lengths < 0 and > T."""
-    if layout == "lengths":
-        lengths = rng.integers(-2, t + 3, size=b).astype(index)
-        lengths[: min(b, 3)] = [0, t, t + 5][: min(b, 3)]
-        return lengths, np.arange(t)[None, :] < lengths[:, None]
-    if layout == "mask":
-        mask = rng.random((b, t)) < 0.4
-        if b:
-            mask[0] = False
-        return mask, mask
-    row_lengths = rng.integers(0, t + 1, size=b)
-    if b:
-        row_lengths[0] = 0
-    splits = np.concatenate([[0], np.cumsum(row_lengths)]).astype(index)
-    return splits, np.arange(t)[None, :] < row_lengths[:, None]
 
 
 def _values(rng, layout, valid, e, dtype, special):
@@ -61,7 +44,7 @@ def _assert_close(gpu, cpu, dtype):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("b,t,e", [(0, 4, 3), (3, 0, 5), (4, 5, 0)])
 def test_gpu_empty_shapes_match_cpu(gpu_kernels, rng, layout, mode, b, t, e):
-    rows, valid = _rows(rng, layout, b, t, np.int64)
+    rows, valid = random_rows(rng, layout, b, t, np.int64)
     values = _values(rng, layout, valid, e, np.float32, special=False)
     (cpu, _, cpu_argmax), (gpu, _, gpu_argmax) = _both(gpu_kernels, values, rows, mode, layout,
                                                       return_argmax=True)
@@ -82,7 +65,7 @@ def test_gpu_max_special_values_and_any_argmax_match_cpu_exactly(gpu_kernels, rn
                                                                  dtype, index):
     # E = 300 > 256 threads: one batch row spans two blocks.
     b, t, e = 9, 13, 300
-    rows, valid = _rows(rng, layout, b, t, index)
+    rows, valid = random_rows(rng, layout, b, t, index)
     values = _values(rng, layout, valid, e, dtype, special=True)
     (cpu, _, cpu_argmax), (gpu, _, gpu_argmax) = _both(gpu_kernels, values, rows, "max", layout,
                                                       return_argmax=True)
@@ -102,7 +85,7 @@ def test_gpu_max_special_values_and_any_argmax_match_cpu_exactly(gpu_kernels, rn
 @pytest.mark.parametrize("mode", ["sum", "mean"])
 @pytest.mark.parametrize("index", [np.int32, np.int64])
 def test_gpu_sum_mean_special_values_match_cpu(gpu_kernels, rng, layout, mode, index):
-    rows, valid = _rows(rng, layout, 9, 13, index)
+    rows, valid = random_rows(rng, layout, 9, 13, index)
     values = _values(rng, layout, valid, 300, np.float32, special=True)
     (cpu, _), (gpu, _) = _both(gpu_kernels, values, rows, mode, layout)
     _assert_close(gpu, cpu, np.float32)
@@ -115,7 +98,7 @@ def test_gpu_sum_mean_special_values_match_cpu(gpu_kernels, rng, layout, mode, i
 @pytest.mark.parametrize("mode", MODES)
 def test_gpu_bfloat16_matches_cpu(gpu_kernels, rng, layout, mode):
     ml_dtypes = pytest.importorskip("ml_dtypes")
-    rows, valid = _rows(rng, layout, 9, 13, np.int64)
+    rows, valid = random_rows(rng, layout, 9, 13, np.int64)
     values = _values(rng, layout, valid, 70, np.float32, special=False).astype(
         ml_dtypes.bfloat16)
     (cpu, _, cpu_argmax), (gpu, _, gpu_argmax) = _both(gpu_kernels, values, rows, mode, layout,

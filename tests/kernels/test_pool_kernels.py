@@ -5,30 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pool_reference import max_argmax, pool
+from pool_reference import max_argmax, pool, random_rows
 
 MODES = ["sum", "mean", "max"]
 LAYOUTS = ["lengths", "mask", "ragged"]
 
 
 def _case(rng, layout, b=7, t=6, e=37, dtype=np.float32, index=np.int64):
-    """(values, rows, valid [B,T], divisor base [B], dense values [B,T,E] for the reference)."""
+    """(values, rows, valid [B,T], divisor base [B], dense values [B,T,E] for the reference,
+    padded)."""
+    rows, valid = random_rows(rng, layout, b, t, index)
     dense = rng.standard_normal((b, t, e)).astype(dtype)
     if layout == "lengths":
-        lengths = rng.integers(-1, t + 2, size=b).astype(index)
-        lengths[:3] = [0, t, t + 5]
-        valid = np.arange(t)[None, :] < lengths[:, None]
-        return dense, lengths, valid, lengths.astype(np.float64), dense, True
+        return dense, rows, valid, rows.astype(np.float64), dense, True
+    divisor = valid.sum(axis=1).astype(np.float64)
     if layout == "mask":
-        mask = rng.random((b, t)) < 0.5
-        mask[0] = False
-        return dense, mask, mask, mask.sum(axis=1).astype(np.float64), dense, True
-    row_lengths = rng.integers(0, t + 1, size=b)
-    row_lengths[0] = 0
-    valid = np.arange(t)[None, :] < row_lengths[:, None]
-    splits = np.concatenate([[0], np.cumsum(row_lengths)]).astype(index)
-    flat = dense[valid]
-    return flat, splits, valid, row_lengths.astype(np.float64), dense, False
+        return dense, rows, valid, divisor, dense, True
+    return dense[valid], rows, valid, divisor, dense, False
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
