@@ -4,28 +4,81 @@
 # machine with python3, numpy, pytest, pybind11, cmake and nvcc.
 #
 #   tools/gpu_check.sh            # logs go to $OUT (device tool) or ./gpu_check_out
-set -euo pipefail
+#
+# Environment: CUDA_ARCHS (default "native": the GPU found), PYTHON,
+# GPU_CHECK_SANITIZE=1 to also run the GPU review cases under
+# compute-sanitizer memcheck (bounded by GPU_CHECK_SANITIZE_TIMEOUT seconds).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/gpu_check_out}"
 mkdir -p "$out"
 build="$(mktemp -d)"
 py="${PYTHON:-python3}"
+
+missing=$("$py" - <<'EOF'
+import importlib.util
+need = ["numpy", "pytest", "pybind11", "ml_dtypes"]
+print(" ".join(n for n in need if importlib.util.find_spec(n) is None))
+EOF
+)
+if [ -n "$missing" ]; then
+  echo "gpu_check: missing Python packages: $missing (pip install $missing)" | tee "$out/gpu_summary.log"
+  exit 2
+fi
+
 {
   echo "== $(date -u) on $(hostname)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
   nvcc --version | tail -1
+  cmake --version | head -1
   generator=()
   command -v ninja >/dev/null && generator=(-G Ninja)
   cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DDEEPCTR_OPS_WITH_TF=OFF -DDEEPCTR_OPS_WITH_CUDA=ON \
+    -DDEEPCTR_OPS_CUDA_ARCHITECTURES="${CUDA_ARCHS:-native}" \
     -DPython_EXECUTABLE="$(command -v "$py")" \
-    -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)"
+    -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" &&
   cmake --build "$build" --parallel
 } 2>&1 | tee "$out/gpu_build.log"
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  echo "gpu_check: build failed (see gpu_build.log)" | tee "$out/gpu_summary.log"
+  exit 1
+fi
 
 export DEEPCTR_OPS_KERNELS_DIR="$build"
 status=0
-"$py" -m pytest tests/kernels --confcutdir=tests/kernels -p no:cacheprovider -v -rs \
-  2>&1 | tee "$out/gpu_tests.log" || status=$?
-"$py" tools/gpu_bench.py 2>&1 | tee "$out/gpu_bench.log" || status=$?
+"$py" -m pytest tests/kernels --confcutdir=tests/kernels -p no:cacheprovider -q -rs \
+  --junitxml="$out/gpu_tests.xml" 2>&1 | tee "$out/gpu_tests.log" || status=1
+"$py" tools/gpu_bench.py 2>&1 | tee "$out/gpu_bench.log" || status=1
+
+if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
+  timeout "${GPU_CHECK_SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool memcheck \
+    --error-exitcode 3 "$py" -m pytest tests/kernels/test_gpu_review_cases.py \
+    --confcutdir=tests/kernels -p no:cacheprovider -q -x 2>&1 | tail -40 \
+    | tee "$out/gpu_sanitizer.log"
+  echo "compute-sanitizer exit: ${PIPESTATUS[0]}" | tee -a "$out/gpu_sanitizer.log"
+fi
+
+"$py" - "$out" <<'EOF' | tee "$out/gpu_summary.log"
+import re, sys, xml.etree.ElementTree as ET
+out = sys.argv[1]
+try:
+    suite = ET.parse(f"{out}/gpu_tests.xml").getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    tests, fails = int(suite.get("tests")), int(suite.get("failures")) + int(suite.get("errors"))
+    skips = int(suite.get("skipped"))
+    line = f"kernel tests: {tests - fails - skips} passed, {fails} failed, {skips} skipped"
+except Exception as exc:  # noqa: BLE001
+    line = f"kernel tests: no report ({exc})"
+rates = {}
+try:
+    for row in open(f"{out}/gpu_bench.log"):
+        m = re.match(r"(\S+).*?\b(fwd|bwd)\s+[\d.]+\s+(\d+)\s", row)
+        if m:
+            rates.setdefault(f"{m.group(1)} {m.group(2)}", []).append(int(m.group(3)))
+except OSError:
+    pass
+print(line + "; GB/s (max over cases): "
+      + ", ".join(f"{k} {max(v)}" for k, v in rates.items()))
+EOF
 exit "$status"
