@@ -25,12 +25,14 @@ constexpr int kLanes = 8;  // Partial reductions in 8 lanes, so the loops vector
 constexpr float kPaddingLogit = AttentionPaddingLogit<float>();
 static_assert(kPaddingLogit == -4294967296.0f, "the float padding logit the op always used");
 
-// exp(x) for x <= 0 (x - row max), accurate to ~1 ulp down to -87.3; 0 below.
+// exp(x) for x <= 0 (x - row max), accurate to ~1 ulp down to -87.3; 0 below;
+// NaN for NaN (a NaN or +inf logit makes its row NaN, as TF's softmax does).
 // 2^n is built as the float whose bits are (n + 127) * 2^23: no integer shifts.
 inline float ExpNonPositive(float x) {
   const float lo = -87.33654f;  // exp(lo) is the smallest normal float.
   const bool underflow = x < lo;
-  x = std::min(std::max(x, lo), 0.0f);
+  const bool nan = x != x;
+  x = nan ? 0.0f : std::min(std::max(x, lo), 0.0f);  // No NaN reaches the int cast.
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // x = n ln2 + r
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -44,7 +46,7 @@ inline float ExpNonPositive(float x) {
   const int32_t bits = static_cast<int32_t>((n + 127.0f) * 8388608.0f);
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
-  return underflow ? 0.0f : y * scale;
+  return nan ? std::numeric_limits<float>::quiet_NaN() : (underflow ? 0.0f : y * scale);
 }
 
 inline bool Eligible(const bool* key_valid_row, int64_t q, int64_t k, bool blinding) {
@@ -54,10 +56,13 @@ inline bool Eligible(const bool* key_valid_row, int64_t q, int64_t k, bool blind
 
 #if defined(__AVX__)
 // The same arithmetic as ExpNonPositive, 8 lanes at a time (no FMA, same order).
+// NaN lanes: max_ps/min_ps return their second operand when either is NaN, so
+// the clamp keeps a NaN, the integer conversion turns it into bits whose float
+// is finite, and y (NaN) * scale stays NaN.
 inline __m256 Exp8(__m256 x) {
   const __m256 lo = _mm256_set1_ps(-87.33654f);
   const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_setzero_ps());
+  x = _mm256_min_ps(_mm256_setzero_ps(), _mm256_max_ps(lo, x));
   const __m256 n = _mm256_floor_ps(_mm256_add_ps(
       _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
   __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
@@ -121,7 +126,9 @@ void ForwardLine(const AttentionSoftmaxShape& s, const float* scores, const bool
     const __m256 scaled = _mm256_div_ps(_mm256_loadu_ps(scores + k), divisor);
     const __m256 v = _mm256_blendv_ps(padding, scaled, Eligible8(valid, k, q, s.blinding));
     _mm256_storeu_ps(out + k, v);
-    vmax = _mm256_max_ps(vmax, v);
+    // Operands in this order skip a NaN v, like the scalar `v > max` below:
+    // the row max never holds a NaN, whatever its lane; exp then makes the row NaN.
+    vmax = _mm256_max_ps(v, vmax);
   }
   float max = HorizontalMax(vmax);
   for (int64_t k = main; k < tk; ++k) {

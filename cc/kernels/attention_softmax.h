@@ -38,17 +38,25 @@ DCTR_HOST_DEVICE constexpr T AttentionPaddingLogit() {
 struct AttentionSoftmaxShape {
   int64_t rows = 0;    // heads * batch
   int64_t batch = 0;   // B
+  int64_t heads = 0;   // h; 0: rows / batch (graphs written before the op had the attr)
   int64_t time_q = 0;  // Tq
   int64_t time_k = 0;  // Tk
   float divisor = 1.0f;
   bool blinding = false;
 };
 
-// Rejects negative sizes, a zero or non-finite divisor, and rows that are not a
-// multiple of batch. Inline: the CPU and CUDA libraries both use it.
+// Rejects negative sizes, a zero or non-finite divisor, and rows other than
+// heads * batch (any multiple of batch when heads is 0). Inline: the CPU and
+// CUDA libraries both use it.
 inline Status ValidateAttentionSoftmaxShape(const AttentionSoftmaxShape& s) {
-  if (s.rows < 0 || s.batch < 0 || s.time_q < 0 || s.time_k < 0) {
+  if (s.rows < 0 || s.batch < 0 || s.time_q < 0 || s.time_k < 0 || s.heads < 0) {
     return Status::InvalidArgument("attention softmax sizes must be non-negative");
+  }
+  if (s.heads > 0 && s.rows != s.heads * s.batch) {
+    return Status::InvalidArgument(
+        "scores.shape[0] (" + std::to_string(s.rows) + ") must be heads (" +
+        std::to_string(s.heads) + ") * key_valid.shape[0] (" + std::to_string(s.batch) +
+        "): scores is [heads*batch, Tq, Tk], key_valid [batch, Tk]");
   }
   if (s.batch == 0 ? s.rows != 0 : s.rows % s.batch != 0) {
     return Status::InvalidArgument(

@@ -88,8 +88,12 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
     std::fill(max, max + n, EmptyRowMax<Acc>(plan));
     return;
   }
+  // m ignores NaN (so the compare-and-select stays one vector max); `nan`
+  // keeps the last NaN seen, which then wins: a NaN step makes the max NaN, as
+  // tf.reduce_max does, whatever its position.
   Acc m[kDepthBlock];
-  for (int64_t i = 0; i < n; ++i) m[i] = -static_cast<Acc>(INFINITY);
+  Acc nan[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) m[i] = nan[i] = -static_cast<Acc>(INFINITY);
   const Acc shift = scope.shift;
   ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = base + t * stride;
@@ -97,9 +101,10 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
     for (int64_t i = 0; i < n; ++i) {
       const Acc v = ToAccumulator(x[i]) - shift;
       m[i] = v > m[i] ? v : m[i];
+      nan[i] = v != v ? v : nan[i];
     }
   });
-  for (int64_t i = 0; i < n; ++i) max[i] = m[i];
+  for (int64_t i = 0; i < n; ++i) max[i] = nan[i] != nan[i] ? nan[i] : m[i];
 }
 
 // The max backward compares argmax with the step in the accumulation type, so
@@ -387,16 +392,23 @@ void MaxGradient(const RowPlan& plan, const T* x_base, const int32_t* argmax_row
       ties[i] += ToAccumulator(x[i]) - scope.shift == max[i] ? Acc(1) : Acc(0);
     }
   });
+  // A NaN max equals no step: TF's (equal / count) * grad is 0 / 0 * grad, NaN
+  // at every competing step. Otherwise each tied step gets its share.
   T share[kDepthBlock];
+  bool nan_max[kDepthBlock];
   for (int64_t i = 0; i < n; ++i) {
-    share[i] = FromAccumulator<T>((Acc(1) / ties[i]) * ToAccumulator(grad_row[i]));
+    nan_max[i] = max[i] != max[i];
+    const Acc scale = nan_max[i] ? max[i] : Acc(1) / ties[i];
+    share[i] = FromAccumulator<T>(scale * ToAccumulator(grad_row[i]));
   }
   FinishStores();  // The streamed rows land before they are patched.
   ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = x_base + t * stride;
     T* g = base + t * stride;
     for (int64_t i = 0; i < n; ++i) {
-      if (at[i] < 0 && ToAccumulator(x[i]) - scope.shift == max[i]) g[i] = share[i];
+      if (at[i] < 0 && (nan_max[i] || ToAccumulator(x[i]) - scope.shift == max[i])) {
+        g[i] = share[i];
+      }
     }
   });
 }

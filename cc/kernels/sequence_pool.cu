@@ -37,6 +37,11 @@ __device__ ColumnMax<Acc> ScanColumnMax(const RowPlan& plan, const MaxScope<Acc>
   for (int64_t t = 0; t < end; ++t) {
     if (!scope.shifted && !StepIsValid(plan, t)) continue;
     const Acc v = ToAccumulator(x[t * stride]) - scope.shift;
+    if (v != v) {  // A NaN step makes the max NaN (tf.reduce_max), equal to no step.
+      c.max = v;
+      c.hits = 0;
+      break;
+    }
     if (v > c.max) {
       c.max = v;
       c.first = t;
@@ -92,12 +97,11 @@ __global__ void PoolForwardKernel(PoolRows<Index> rows, PoolMode mode,
   }
 }
 
-// Ragged: value rows before the first clamped split or from the last one on
-// belong to no batch row (only unvalidated splits leave such rows: see
-// PlanRow). The first and last batch rows' threads zero them, so the gradient
-// needs no separate zero-fill pass. Every other value row lies in some batch
-// row: row b covers [c_b, max(c_b, c_b+1)) of the clamped splits c, and going
-// from c_0 up to c_B crosses every step in between.
+// Ragged: value rows before the first split or from the last one on belong to
+// no batch row (only out-of-range splits leave such rows: see
+// LaunchMonotoneRowSplits). The first and last batch rows' threads zero them,
+// so the gradient needs no separate zero-fill pass. The monotone splits m
+// tile [m_0, m_B) with the rows [m_b, m_b+1), each value row exactly once.
 template <typename T, typename Index>
 __device__ void ZeroRowsOutsideSplits(const PoolRows<Index>& rows, int64_t b, int64_t e,
                                       T* grad_values, T zero) {
@@ -154,12 +158,50 @@ __global__ void PoolBackwardKernel(PoolRows<Index> rows, PoolMode mode,
     const ColumnMax<Acc> c = ScanColumnMax<T, Acc>(plan, scope, x, rows.depth);
     const Acc max = c.max;
     const Acc shift = scope.shift;
-    const T share = FromAccumulator<T>((Acc(1) / static_cast<Acc>(c.hits)) * grad);
+    // NaN max: TF's (equal / count) * grad is 0 / 0 * grad, NaN at every
+    // competing step.
+    const bool nan_max = max != max;
+    const T share =
+        FromAccumulator<T>((nan_max ? max : Acc(1) / static_cast<Acc>(c.hits)) * grad);
     for (int64_t t = 0; t < plan.extent; ++t) {
       const bool competes = shifted || StepIsValid(plan, t);
       g[t * rows.depth] =
-          competes && ToAccumulator(x[t * rows.depth]) - shift == max ? share : zero;
+          competes && (nan_max || ToAccumulator(x[t * rows.depth]) - shift == max) ? share
+                                                                                 : zero;
     }
+  }
+}
+
+constexpr int kScanThreads = 1024;
+
+// One block: each thread takes a contiguous chunk of the B + 1 splits; a
+// Hillis-Steele scan over the chunks' maxima gives each chunk the running max
+// before it. O(B) work and no host round trip.
+template <typename Index>
+__global__ void MonotoneRowSplitsKernel(const Index* __restrict__ splits, int64_t count,
+                                        int64_t num_steps, Index* __restrict__ monotone) {
+  __shared__ int64_t scan[kScanThreads];
+  const int64_t per_thread = (count + kScanThreads - 1) / kScanThreads;
+  const int64_t begin = threadIdx.x * per_thread;
+  const int64_t end = begin + per_thread < count ? begin + per_thread : count;
+  int64_t chunk_max = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t v = ClampIndex(splits[i], 0, num_steps);
+    chunk_max = v > chunk_max ? v : chunk_max;
+  }
+  scan[threadIdx.x] = chunk_max;
+  __syncthreads();
+  for (int offset = 1; offset < kScanThreads; offset *= 2) {
+    const int64_t before = threadIdx.x >= offset ? scan[threadIdx.x - offset] : 0;
+    __syncthreads();
+    if (before > scan[threadIdx.x]) scan[threadIdx.x] = before;
+    __syncthreads();
+  }
+  int64_t running = threadIdx.x > 0 ? scan[threadIdx.x - 1] : 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t v = ClampIndex(splits[i], 0, num_steps);
+    running = v > running ? v : running;
+    monotone[i] = static_cast<Index>(running);
   }
 }
 
@@ -174,6 +216,17 @@ Status CheckSizes(const PoolRows<Index>& rows) {
 }
 
 }  // namespace
+
+template <typename Index>
+Status LaunchMonotoneRowSplits(const Index* row_splits, int64_t batch, int64_t num_steps,
+                               Index* monotone, void* stream) {
+  if (batch < 0 || num_steps < 0) {
+    return Status::InvalidArgument("pooling sizes must be non-negative");
+  }
+  MonotoneRowSplitsKernel<Index><<<1, kScanThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      row_splits, batch + 1, num_steps, monotone);
+  return CheckLaunch("SequencePool row_splits");
+}
 
 template <typename T, typename Index>
 Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
@@ -223,6 +276,8 @@ Status LaunchSequencePoolBackward(const PoolRows<Index>& rows, PoolMode mode,
       void*);
 
 #define DEEPCTR_OPS_INSTANTIATE_POOL_GPU_INDEX(Index) \
+  template Status LaunchMonotoneRowSplits<Index>(const Index*, int64_t, int64_t, Index*, \
+                                                 void*);                                \
   DEEPCTR_OPS_INSTANTIATE_POOL_GPU(float, Index)     \
   DEEPCTR_OPS_INSTANTIATE_POOL_GPU(double, Index)    \
   DEEPCTR_OPS_INSTANTIATE_POOL_GPU(Half, Index)      \

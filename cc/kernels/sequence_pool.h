@@ -13,7 +13,8 @@
 //     mean: that sum / (length + 1e-8). `length` is the raw, unclamped
 //           lengths[b] (DeepCTR divides by it), the mask count, or the ragged
 //           row length;
-//     max:  max of the valid steps. A dense row with no valid step returns
+//     max:  max of the valid steps; NaN if one of them is NaN, as
+//           tf.reduce_max gives. A dense row with no valid step returns
 //           max_t(x[t] - 1e9) over all its padded steps (-inf when max_time is
 //           0); an empty ragged row returns -1e9, what zero padding would give.
 //   The forward reads only valid steps, except for that empty-row case. So,
@@ -30,8 +31,9 @@
 //   type after the shift, exactly as the backward splits the gradient.
 // * The backward writes every element of grad_values exactly once: the
 //   pooled gradient (sum), divided by the mean's divisor (mean), or split
-//   evenly over the tied maxima as TF's reduce_max gradient does (max), and 0
-//   everywhere else. Max takes the forward's argmax and reads no values for
+//   evenly over the tied maxima as TF's reduce_max gradient does (max; a NaN
+//   max ties no step, and TF's 0 / 0 * grad puts NaN at every competing
+//   step), and 0 everywhere else. Max takes the forward's argmax and reads no values for
 //   a column with argmax >= 0 (grad at that step, (1/1)*grad == grad); only
 //   for a column with a negative code (or every column when argmax is null)
 //   does it re-read the competing steps to find and count the ties. An
@@ -95,12 +97,19 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
 
 // CUDA, asynchronous on `stream` (a cudaStream_t; nullptr is the default
 // stream). All pointers are device pointers. Ragged row_splits cannot be
-// checked without a device-to-host copy, so the GPU clamps them instead of
-// rejecting them (PlanRow: each row's start into [0, num_steps], its end into
-// [start, num_steps]): never an out-of-bounds access, and the backward gives
-// value rows outside every clamped batch row 0, not garbage. Splits that
-// decrease make batch rows overlap; the overlap's gradient is then
-// nondeterministic.
+// checked without a device-to-host copy, so on the GPU they are made valid
+// instead: LaunchMonotoneRowSplits writes
+//   monotone[b] = max(clamp(row_splits[j], 0, num_steps) for j <= b),
+// and the ragged launchers must be given those splits. A split that is out of
+// range is clamped, a split that decreases gives an empty row; rows never
+// overlap, every result is defined and deterministic, and the backward gives
+// the value rows outside [monotone[0], monotone[batch]) a zero gradient.
+// (PlanRow clamps again, so even unprepared splits are never read out of
+// bounds.)
+template <typename Index>
+Status LaunchMonotoneRowSplits(const Index* row_splits, int64_t batch, int64_t num_steps,
+                               Index* monotone, void* stream);
+
 template <typename T, typename Index>
 Status LaunchSequencePoolForward(const PoolRows<Index>& rows, PoolMode mode,
                                  const T* values, T* output, int32_t* argmax,

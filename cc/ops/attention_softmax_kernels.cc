@@ -58,6 +58,7 @@ class AttentionSoftmaxOp : public OpKernel {
   explicit AttentionSoftmaxOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("divisor", &divisor_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("blinding", &blinding_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("heads", &heads_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -76,6 +77,7 @@ class AttentionSoftmaxOp : public OpKernel {
     s.time_q = first.dim_size(1);
     s.time_k = first.dim_size(2);
     s.batch = key_valid.dim_size(0);
+    s.heads = heads_;
     s.divisor = divisor_;
     s.blinding = blinding_;
     OP_REQUIRES_OK(ctx, ToAbslStatus(kernels::ValidateAttentionSoftmaxShape(s)));
@@ -100,6 +102,7 @@ class AttentionSoftmaxOp : public OpKernel {
  private:
   float divisor_ = 1.0f;
   bool blinding_ = false;
+  int64_t heads_ = 0;
 };
 
 #define DEEPCTR_OPS_REGISTER_ATTENTION(DEVICE, DEV, T)                                   \

@@ -1,5 +1,8 @@
 // Op definitions and shape functions of the masked attention softmax.
 // The names are a public API: SavedModels store them. Never rename one.
+#include <cstdint>
+#include <string>
+
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -11,10 +14,25 @@ using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
 // scores (input 0) [N, Tq, Tk] and key_valid (input `valid`) [B, Tk]; output 0 = scores' shape.
+// N must be heads * B where both are known (any multiple of B when heads is 0).
 absl::Status AttentionShape(InferenceContext* c, int valid, int same_as_scores) {
   ShapeHandle scores, key_valid;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &scores));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(valid), 2, &key_valid));
+  int64_t heads = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("heads", &heads));
+  const DimensionHandle rows = c->Dim(scores, 0);
+  const DimensionHandle batch = c->Dim(key_valid, 0);
+  if (c->ValueKnown(rows) && c->ValueKnown(batch)) {
+    const int64_t n = c->Value(rows), b = c->Value(batch);
+    const bool ok = heads > 0 ? n == heads * b : (b == 0 ? n == 0 : n % b == 0);
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          "scores " + c->DebugString(scores) + " must have heads" +
+          (heads > 0 ? " (" + std::to_string(heads) + ")" : std::string()) +
+          " * batch rows for key_valid " + c->DebugString(key_valid));
+    }
+  }
   DimensionHandle time_k;
   TF_RETURN_IF_ERROR(c->Merge(c->Dim(scores, 2), c->Dim(key_valid, 1), &time_k));
   for (int i = 1; i < same_as_scores; ++i) {
@@ -36,13 +54,16 @@ REGISTER_OP("DeepCTR>AttentionSoftmax")
     .Attr("T: {float, double} = DT_FLOAT")
     .Attr("divisor: float = 1.0")
     .Attr("blinding: bool = false")
+    .Attr("heads: int >= 0 = 0")
     .SetShapeFn([](InferenceContext* c) { return AttentionShape(c, 1, 1); })
     .Doc(R"doc(
 DeepCTR Transformer's attention softmax. scores [heads*B, Tq, Tk] (row j*B + b
 is head j of sample b), key_valid [B, Tk]. Key k is eligible for query q iff
 key_valid[b, k] and not (blinding and q == k). probs = softmax over k of
 (eligible ? scores / divisor : -2**32 + 1); a row with no eligible key is uniform.
-divisor is a float32 attr, converted to T.
+divisor is a float32 attr, converted to T. heads: scores must have heads * B
+rows; 0 (the default of graphs written before the attr existed) accepts any
+multiple of B.
 )doc");
 
 REGISTER_OP("DeepCTR>AttentionSoftmaxGrad")
@@ -53,6 +74,7 @@ REGISTER_OP("DeepCTR>AttentionSoftmaxGrad")
     .Attr("T: {float, double} = DT_FLOAT")
     .Attr("divisor: float = 1.0")
     .Attr("blinding: bool = false")
+    .Attr("heads: int >= 0 = 0")
     .SetShapeFn([](InferenceContext* c) { return AttentionShape(c, 2, 2); });
 
 }  // namespace deepctr_ops

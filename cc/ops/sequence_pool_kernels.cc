@@ -96,19 +96,43 @@ struct CpuDevice {
 };
 
 #if DEEPCTR_OPS_WITH_CUDA
+// Ragged rows on the GPU pool over LaunchMonotoneRowSplits' splits, which
+// live in `scratch` for the duration of the op.
+template <typename Index>
+kernels::Status GpuRows(OpKernelContext* ctx, const PoolRows<Index>& rows, Tensor* scratch,
+                        PoolRows<Index>* gpu_rows) {
+  *gpu_rows = rows;
+  if (rows.layout != RowLayout::kRagged) return kernels::Status::Ok();
+  const absl::Status allocated = ctx->allocate_temp(
+      ::tensorflow::DataTypeToEnum<Index>::value, TensorShape({rows.batch + 1}), scratch);
+  if (!allocated.ok()) return kernels::Status::Internal(std::string(allocated.message()));
+  Index* monotone = scratch->flat<Index>().data();
+  gpu_rows->row_splits = monotone;
+  return kernels::LaunchMonotoneRowSplits(rows.row_splits, rows.batch, rows.num_steps,
+                                          monotone, GpuStream(ctx));
+}
+
 struct GpuDevice {
   template <typename K, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const PoolRows<Index>& rows,
                                  PoolMode mode, const K* values, K* out, int32_t* argmax) {
-    return kernels::LaunchSequencePoolForward(rows, mode, values, out, argmax,
+    Tensor scratch;
+    PoolRows<Index> gpu_rows;
+    kernels::Status s = GpuRows(ctx, rows, &scratch, &gpu_rows);
+    if (!s.ok()) return s;
+    return kernels::LaunchSequencePoolForward(gpu_rows, mode, values, out, argmax,
                                               GpuStream(ctx));
   }
   template <typename K, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const PoolRows<Index>& rows,
                                   PoolMode mode, const K* values, const int32_t* argmax,
                                   const K* grad, K* grad_values) {
-    return kernels::LaunchSequencePoolBackward(rows, mode, values, argmax, grad, grad_values,
-                                               GpuStream(ctx));
+    Tensor scratch;
+    PoolRows<Index> gpu_rows;
+    kernels::Status s = GpuRows(ctx, rows, &scratch, &gpu_rows);
+    if (!s.ok()) return s;
+    return kernels::LaunchSequencePoolBackward(gpu_rows, mode, values, argmax, grad,
+                                               grad_values, GpuStream(ctx));
   }
 };
 #endif

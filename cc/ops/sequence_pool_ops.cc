@@ -74,9 +74,12 @@ absl::Status RaggedForwardShape(InferenceContext* c) {
   return SetArgmaxShape(c, c->output(0));
 }
 
+enum class GradLayout { kLengths, kMask, kRagged };
+
 // Every gradient: grad_values has the shape of values; grad is [B, 1, E] and,
-// for max, so is argmax.
-absl::Status GradShape(InferenceContext* c) {
+// for max, so is argmax. B and E of grad are merged with those of values and
+// of the row description (lengths [B] / mask [B, T] / row_splits [B + 1]).
+absl::Status GradShape(InferenceContext* c, GradLayout layout) {
   ShapeHandle grad;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &grad));
   DimensionHandle one;
@@ -84,10 +87,38 @@ absl::Status GradShape(InferenceContext* c) {
   std::string mode;
   TF_RETURN_IF_ERROR(c->GetAttr("mode", &mode));
   if (mode == "max") {
-    ShapeHandle argmax;
-    TF_RETURN_IF_ERROR(c->Merge(c->input(2), grad, &argmax));
+    TF_RETURN_IF_ERROR(c->Merge(c->input(2), grad, &grad));
   }
-  c->set_output(0, c->input(0));
+  DimensionHandle batch = c->Dim(grad, 0);
+  DimensionHandle depth = c->Dim(grad, 2);
+  ShapeHandle values;
+  if (layout == GradLayout::kRagged) {
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &values));
+    ShapeHandle splits;
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &splits));
+    DimensionHandle splits_batch;
+    TF_RETURN_IF_ERROR(c->Subtract(c->Dim(splits, 0), 1, &splits_batch));
+    TF_RETURN_IF_ERROR(c->Merge(batch, splits_batch, &batch));
+    TF_RETURN_IF_ERROR(c->Merge(depth, c->Dim(values, 1), &depth));
+    TF_RETURN_IF_ERROR(c->ReplaceDim(values, 1, depth, &values));
+  } else {
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &values));
+    TF_RETURN_IF_ERROR(c->Merge(batch, c->Dim(values, 0), &batch));
+    TF_RETURN_IF_ERROR(c->Merge(depth, c->Dim(values, 2), &depth));
+    DimensionHandle time = c->Dim(values, 1);
+    if (layout == GradLayout::kMask) {
+      ShapeHandle mask;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &mask));
+      TF_RETURN_IF_ERROR(c->Merge(batch, c->Dim(mask, 0), &batch));
+      TF_RETURN_IF_ERROR(c->Merge(time, c->Dim(mask, 1), &time));
+    } else {
+      DimensionHandle lengths_batch;
+      TF_RETURN_IF_ERROR(LengthsBatch(c, 1, &lengths_batch));
+      TF_RETURN_IF_ERROR(c->Merge(batch, lengths_batch, &batch));
+    }
+    values = c->MakeShape({batch, time, depth});
+  }
+  c->set_output(0, values);
   return absl::OkStatus();
 }
 
@@ -122,7 +153,7 @@ REGISTER_OP("DeepCTR>SequencePoolGrad")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
     .Attr("Tlen: {int32, int64} = DT_INT32")
-    .SetShapeFn(GradShape)
+    .SetShapeFn([](InferenceContext* c) { return GradShape(c, GradLayout::kLengths); })
     .Doc(R"doc(
 Gradient of DeepCTR>SequencePool (likewise the Masked and Ragged grads). argmax
 is the forward's argmax output, read only for mode "max": a column with
@@ -151,7 +182,7 @@ REGISTER_OP("DeepCTR>MaskedSequencePoolGrad")
     .Output("grad_values: T")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
-    .SetShapeFn(GradShape);
+    .SetShapeFn([](InferenceContext* c) { return GradShape(c, GradLayout::kMask); });
 
 REGISTER_OP("DeepCTR>RaggedSequencePool")
     .Input("values: T")
@@ -178,6 +209,6 @@ REGISTER_OP("DeepCTR>RaggedSequencePoolGrad")
     .Attr(kModeAttr)
     .Attr(kValueTypes)
     .Attr("Tsplits: {int32, int64} = DT_INT64")
-    .SetShapeFn(GradShape);
+    .SetShapeFn([](InferenceContext* c) { return GradShape(c, GradLayout::kRagged); });
 
 }  // namespace deepctr_ops

@@ -32,7 +32,7 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
   *milliseconds = 0.0;
   const size_t value_count = static_cast<size_t>(rows.num_steps * rows.depth);
   const size_t pooled_count = static_cast<size_t>(rows.batch * rows.depth);
-  DeviceBuffer d_values, d_rows, d_grad, d_result, d_argmax;
+  DeviceBuffer d_values, d_rows, d_monotone, d_grad, d_result, d_argmax;
   kernels::Status s = Upload(values, value_count, &d_values);
   if (!s.ok()) return s;
   kernels::PoolRows<Index> device_rows = rows;
@@ -46,8 +46,14 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
       device_rows.mask = static_cast<const bool*>(d_rows.get());
       break;
     case kernels::RowLayout::kRagged:
+      // The kernels pool over LaunchMonotoneRowSplits' splits (made in `launch`,
+      // as the TF op makes them on every call).
       s = Upload(rows.row_splits, static_cast<size_t>(rows.batch + 1), &d_rows);
-      device_rows.row_splits = static_cast<const Index*>(d_rows.get());
+      if (s.ok()) {
+        s = CudaStatus(d_monotone.Allocate(static_cast<size_t>(rows.batch + 1) * sizeof(Index)),
+                       "cudaMalloc");
+      }
+      device_rows.row_splits = static_cast<const Index*>(d_monotone.get());
       break;
   }
   if (!s.ok()) return s;
@@ -71,6 +77,12 @@ kernels::Status RunSequencePoolOnGpu(const kernels::PoolRows<Index>& rows,
   DEEPCTR_OPS_CUDA_RETURN_IF_ERROR(d_result.Allocate(result_count * sizeof(T)), "cudaMalloc");
 
   auto launch = [&]() {
+    if (rows.layout == kernels::RowLayout::kRagged) {
+      kernels::Status made = kernels::LaunchMonotoneRowSplits(
+          static_cast<const Index*>(d_rows.get()), rows.batch, rows.num_steps,
+          static_cast<Index*>(d_monotone.get()), nullptr);
+      if (!made.ok()) return made;
+    }
     const T* dv = static_cast<const T*>(d_values.get());
     T* dr = static_cast<T*>(d_result.get());
     return backward ? kernels::LaunchSequencePoolBackward(

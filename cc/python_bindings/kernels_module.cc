@@ -129,7 +129,7 @@ py::tuple Run(const Request& req, const py::array& values, const py::array& row_
   if (!grad.is_none()) {
     grad_array = py::array::ensure(grad, py::array::c_style);
     if (!grad_array || grad_array.size() != rows.batch * rows.depth ||
-        !grad_array.dtype().is(values.dtype())) {
+        !grad_array.dtype().equal(values.dtype())) {
       throw py::value_error("grad must be [batch, 1, embedding] with the dtype of values");
     }
     grad_ptr = static_cast<const T*>(grad_array.data());
@@ -252,7 +252,7 @@ py::array Contiguous(const py::object& obj, const char* name) {
 // `obj` as a C-contiguous array with the shape and dtype of `scores`.
 py::array LikeScores(const py::object& obj, const char* name, const py::array& scores) {
   py::array a = Contiguous(obj, name);
-  if (!a.dtype().is(scores.dtype()) || a.ndim() != 3 ||
+  if (!a.dtype().equal(scores.dtype()) || a.ndim() != 3 ||
       !std::equal(scores.shape(), scores.shape() + 3, a.shape())) {
     throw py::value_error(std::string(name) + " must have the shape and dtype of scores");
   }
@@ -308,7 +308,7 @@ py::tuple RunAttention(const AttentionRequest& req, const py::array& scores,
 py::tuple AttentionSoftmax(const py::object& scores_obj, const py::object& key_valid_obj,
                            double divisor, bool blinding, const py::object& grad,
                            const py::object& probs, const std::string& device, int threads,
-                           int repeats) {
+                           int repeats, int64_t heads) {
   const bool gpu = ParseDevice(device);
   if (grad.is_none() && !probs.is_none()) {
     throw py::value_error("probs is only used for the backward: pass grad too");
@@ -331,6 +331,7 @@ py::tuple AttentionSoftmax(const py::object& scores_obj, const py::object& key_v
   req.shape.time_q = scores.shape(1);
   req.shape.time_k = scores.shape(2);
   req.shape.batch = key_valid.shape(0);
+  req.shape.heads = heads;
   req.shape.divisor = static_cast<float>(divisor);  // The ops' attr is a float too.
   req.shape.blinding = blinding;
   ThrowIfError(kernels::ValidateAttentionSoftmaxShape(req.shape));
@@ -378,10 +379,11 @@ GPU's own clamping; the CPU always validates.)doc");
   m.def("attention_softmax", &deepctr_ops::bindings::AttentionSoftmax, py::arg("scores"),
         py::arg("key_valid"), py::arg("divisor") = 1.0, py::arg("blinding") = false,
         py::arg("grad") = py::none(), py::arg("probs") = py::none(), py::arg("device") = "cpu",
-        py::arg("threads") = 0, py::arg("repeats") = 1,
+        py::arg("threads") = 0, py::arg("repeats") = 1, py::arg("heads") = 0,
         R"doc(Masked attention softmax forward (grad=None) or backward.
 
-scores [heads*batch, Tq, Tk] float32 or float64, key_valid bool [batch, Tk].
+scores [heads*batch, Tq, Tk] float32 or float64, key_valid bool [batch, Tk];
+heads > 0 requires exactly heads*batch rows (0: any multiple of batch).
 divisor is rounded to float32, as the op's attr is. The backward returns the
 gradient of the scores for the upstream `grad`; `probs` (the forward's output)
 defaults to the CPU forward of `scores`. Returns (result, milliseconds): on the

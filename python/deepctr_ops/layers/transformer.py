@@ -165,7 +165,8 @@ class Transformer(_CustomOpLayer):
         v = self._split_heads(tf.tensordot(keys, self.W_Value, axes=(-1, 0)))
 
         scores, divisor = self._scores(q, k)
-        probs = attention_softmax(scores, key_valid, divisor=divisor, blinding=self.blinding)
+        probs = attention_softmax(scores, key_valid, divisor=divisor, blinding=self.blinding,
+                                  heads=self.head_num)
         probs = self.dropout(probs, training=training)
         result = tf.matmul(probs, v)  # (h*B, Tq, d)
         result = self._merge_heads(result, query_valid)

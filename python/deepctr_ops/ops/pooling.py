@@ -81,20 +81,101 @@ def mask_lengths(lengths: tf.Tensor) -> tf.Tensor:
 
 
 # ---- composite twins (stock TF ops, the same numbers as the kernels) --------
+#
+# Max follows the kernels' rule exactly (sequence_pool.h): only valid steps
+# compete in a row that has one (a valid -inf is not tied with masked
+# padding), every padded step competes shifted by -1e9 in a dense row with
+# none, a NaN step makes the max NaN. The gradient is TF's reduce_max rule over
+# the competing steps, (equal / count) * grad, NaN at every competing step of a
+# NaN max; `_MaxWeights` holds that Jacobian, which the twin's custom gradient
+# and the grad ops' second-order gradient below both use.
+
+
+class _MaxWeights:
+    """Max over the competing steps and d max / d step, in the accumulation type."""
+
+    def __init__(self, top, weight):
+        self.top = top  # Dense [B,1,E]; ragged [B,E] (the raw segment max).
+        self.weight = weight  # Like the values.
+
+
+def _tie_share(top, count):
+    return tf.where(tf.math.is_nan(top), tf.constant(float("nan"), top.dtype), 1 / count)
+
+
+def _dense_max_weights(x, valid) -> _MaxWeights:
+    """x [B,T,E] in the accumulation type, valid bool [B,T]."""
+    acc = x.dtype
+    row_empty = tf.logical_not(tf.reduce_any(valid, axis=1))[:, tf.newaxis, tf.newaxis]
+    competing = tf.logical_or(valid[:, :, tf.newaxis], row_empty)  # [B,T,1]
+    shifted = x - tf.where(row_empty, tf.constant(MAX_SHIFT, acc), tf.constant(0, acc))
+    neg_inf = tf.constant(-float("inf"), acc)
+    top = tf.reduce_max(tf.where(competing, shifted, neg_inf), axis=1, keepdims=True)
+    hit = tf.logical_and(competing, tf.equal(shifted, top))
+    count = tf.reduce_sum(tf.cast(hit, acc), axis=1, keepdims=True)
+    chosen = tf.logical_or(hit, tf.logical_and(competing, tf.math.is_nan(top)))
+    weight = tf.where(chosen, _tie_share(top, count), tf.zeros_like(shifted))
+    return _MaxWeights(top, weight)
+
+
+def _segment_max(x, segment_ids, batch):
+    """unsorted_segment_max that, like tf.reduce_max, is NaN where a NaN is and
+    -inf where every step is -inf.
+
+    (TF's segment max keeps a NaN only when it comes last in its segment, and
+    starts from the lowest finite value, so all -inf gives that.)
+    """
+    pooled = tf.math.unsorted_segment_max(x, segment_ids, batch)
+
+    def any_step(flags):
+        return tf.math.unsorted_segment_max(tf.cast(flags, tf.int32), segment_ids, batch) > 0
+
+    pooled = tf.where(tf.logical_and(any_step(tf.ones_like(x, tf.bool)),
+                                     tf.logical_not(any_step(x > -float("inf")))),
+                      tf.constant(-float("inf"), x.dtype), pooled)
+    return tf.where(any_step(tf.math.is_nan(x)), tf.constant(float("nan"), x.dtype), pooled)
+
+
+def _ragged_max_weights(x, segment_ids, batch) -> _MaxWeights:
+    """x [N,E] in the accumulation type; every step of a row competes."""
+    top = _segment_max(x, segment_ids, batch)
+    top_at = tf.gather(top, segment_ids)
+    hit = tf.equal(x, top_at)
+    count = tf.math.unsorted_segment_sum(tf.cast(hit, x.dtype), segment_ids, batch)
+    chosen = tf.logical_or(hit, tf.math.is_nan(top_at))
+    weight = tf.where(chosen, tf.gather(_tie_share(top, count), segment_ids), tf.zeros_like(x))
+    return _MaxWeights(top, weight)
+
+
+def _dense_max_twin(x, valid):
+    @tf.custom_gradient
+    def pool(x):
+        parts = _dense_max_weights(x, valid)
+        return parts.top, lambda dy: parts.weight * dy
+
+    return pool(x)
+
+
+def _ragged_max_twin(x, segment_ids, batch, row_lengths):
+    acc = x.dtype
+
+    @tf.custom_gradient
+    def pool(x):
+        parts = _ragged_max_weights(x, segment_ids, batch)
+        return parts.top, lambda dy: parts.weight * tf.gather(dy, segment_ids)
+
+    # An empty row pools like a zero-padded one, -1e9 (no gradient).
+    return tf.where((row_lengths > 0)[:, tf.newaxis], pool(x), tf.constant(-MAX_SHIFT, acc))
 
 
 def _dense_pool_twin(values, valid, divisor_base, mode):
     """values [B,T,E], valid bool [B,T], divisor_base [B] -> [B,1,E]."""
     acc = _accumulator(values.dtype)
     x = tf.cast(values, acc)
-    valid3 = valid[:, :, tf.newaxis]
     if mode == "max":
-        row_empty = tf.logical_not(tf.reduce_any(valid, axis=1))[:, tf.newaxis, tf.newaxis]
-        # Rows with a valid step ignore padding; empty rows shift all steps.
-        neg_inf = tf.constant(-float("inf"), acc)
-        shifted = tf.where(row_empty, x - tf.constant(MAX_SHIFT, acc), neg_inf)
-        pooled = tf.reduce_max(tf.where(valid3, x, shifted), axis=1, keepdims=True)
+        pooled = _dense_max_twin(x, valid)
     else:
+        valid3 = valid[:, :, tf.newaxis]
         pooled = tf.reduce_sum(tf.where(valid3, x, tf.zeros_like(x)), axis=1, keepdims=True)
         if mode == "mean":
             pooled = _divide_mean(pooled, divisor_base, acc)
@@ -108,8 +189,7 @@ def _ragged_pool_twin(flat_values, row_splits, mode):
     segment_ids = tf.ragged.row_splits_to_segment_ids(row_splits)
     row_lengths = row_splits[1:] - row_splits[:-1]
     if mode == "max":
-        pooled = tf.math.unsorted_segment_max(x, segment_ids, batch)
-        pooled = tf.where((row_lengths > 0)[:, tf.newaxis], pooled, tf.constant(-MAX_SHIFT, acc))
+        pooled = _ragged_max_twin(x, segment_ids, batch, row_lengths)
     else:
         pooled = tf.math.unsorted_segment_sum(x, segment_ids, batch)
     pooled = pooled[:, tf.newaxis, :]
@@ -225,3 +305,57 @@ def _register_pool_gradient(op_type: str, rows_arg: str) -> None:
 _register_pool_gradient("DeepCTR>SequencePool", "lengths")
 _register_pool_gradient("DeepCTR>MaskedSequencePool", "mask")
 _register_pool_gradient("DeepCTR>RaggedSequencePool", "row_splits")
+
+
+# ---- second order: gradients of the grad ops ---------------------------------
+#
+# grad_values = J^T grad, where J is the pooling's Jacobian: linear in `grad`,
+# and piecewise constant in `values` (sum/mean do not depend on them; max only
+# through which steps hold the max, as TF's own reduce_max gradient, whose
+# `equal` has no gradient). So the grad op's gradient is 0 for values, and for
+# grad it is J applied to the upstream gradient u [like values]: the pooling of
+# u itself for sum and mean; for max, u at the max's step, averaged over tied
+# steps (NaN when the max is NaN: TF's 0 / 0), 0 for a row with no step. This
+# is what makes gradient penalties and Hessian-vector products work.
+
+
+def _max_tangent_dense(values, valid, upstream):
+    """sum_t d max / d step t * upstream[t] -> [B,1,E] (see _MaxWeights)."""
+    acc = _accumulator(values.dtype)
+    weight = _dense_max_weights(tf.cast(values, acc), valid).weight
+    tangent = tf.reduce_sum(weight * tf.cast(upstream, acc), axis=1, keepdims=True)
+    return tf.cast(tangent, values.dtype)
+
+
+def _max_tangent_ragged(values, row_splits, upstream):
+    acc = _accumulator(values.dtype)
+    batch = tf.shape(row_splits, out_type=row_splits.dtype)[0] - 1
+    segment_ids = tf.ragged.row_splits_to_segment_ids(row_splits)
+    weight = _ragged_max_weights(tf.cast(values, acc), segment_ids, batch).weight
+    tangent = tf.math.unsorted_segment_sum(weight * tf.cast(upstream, acc), segment_ids, batch)
+    return tf.cast(tangent[:, tf.newaxis, :], values.dtype)
+
+
+def _register_pool_grad_gradient(op_type: str, rows_arg: str) -> None:
+    forward_op_name = op_type.replace("DeepCTR>", "DeepCTR_")[: -len("Grad")]
+
+    @tf.RegisterGradient(op_type)
+    def _grad(op, upstream):
+        values, rows = op.inputs[0], op.inputs[1]
+        mode = op.get_attr("mode")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "max":
+            tangent = getattr(_gen(), forward_op_name)(
+                values=upstream, mode=mode, **{rows_arg: rows}).pooled
+        elif rows_arg == "row_splits":
+            tangent = _max_tangent_ragged(values, rows, upstream)
+        else:
+            valid = rows if rows_arg == "mask" else tf.sequence_mask(
+                tf.reshape(rows, [-1]), tf.shape(values)[1])
+            tangent = _max_tangent_dense(values, valid, upstream)
+        return [None, None, None, tangent]
+
+
+_register_pool_grad_gradient("DeepCTR>SequencePoolGrad", "lengths")
+_register_pool_grad_gradient("DeepCTR>MaskedSequencePoolGrad", "mask")
+_register_pool_grad_gradient("DeepCTR>RaggedSequencePoolGrad", "row_splits")
