@@ -13,12 +13,20 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
+absl::Status Named(absl::Status status, const std::string& what) {
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(what + ": " + std::string(status.message()));
+}
+
 // scores (input 0) [N, Tq, Tk] and key_valid (input `valid`) [B, Tk]; output 0 = scores' shape.
 // N must be heads * B where both are known (any multiple of B when heads is 0).
 absl::Status AttentionShape(InferenceContext* c, int valid, int same_as_scores) {
   ShapeHandle scores, key_valid;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &scores));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(valid), 2, &key_valid));
+  const char* first = valid == 1 ? "scores" : "grad";
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(0), 3, &scores),
+                           std::string(first) + " must be [heads*batch, Tq, Tk]"));
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(valid), 2, &key_valid),
+                           "key_valid must be [batch, Tk]"));
   int64_t heads = 0;
   TF_RETURN_IF_ERROR(c->GetAttr("heads", &heads));
   const DimensionHandle rows = c->Dim(scores, 0);
@@ -34,9 +42,11 @@ absl::Status AttentionShape(InferenceContext* c, int valid, int same_as_scores) 
     }
   }
   DimensionHandle time_k;
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(scores, 2), c->Dim(key_valid, 1), &time_k));
+  TF_RETURN_IF_ERROR(Named(c->Merge(c->Dim(scores, 2), c->Dim(key_valid, 1), &time_k),
+                           "key_valid must be [batch, Tk] with the Tk of " + std::string(first)));
   for (int i = 1; i < same_as_scores; ++i) {
-    TF_RETURN_IF_ERROR(c->Merge(scores, c->input(i), &scores));
+    TF_RETURN_IF_ERROR(
+        Named(c->Merge(scores, c->input(i), &scores), "probs must have the shape of grad"));
   }
   TF_RETURN_IF_ERROR(c->ReplaceDim(scores, 2, time_k, &scores));
   c->set_output(0, scores);

@@ -12,6 +12,13 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
+// Prefixes a shape-function error with what the argument must be, so that the
+// message names it ("values must be [batch, time, embedding]: ...").
+absl::Status Named(absl::Status status, const char* what) {
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(std::string(what) + ": " + std::string(status.message()));
+}
+
 constexpr char kModeAttr[] = "mode: {'sum', 'mean', 'max'}";
 constexpr char kValueTypes[] = "T: {float, double, half, bfloat16}";
 
@@ -29,7 +36,8 @@ absl::Status LengthsBatch(InferenceContext* c, int input, DimensionHandle* batch
   }
   if (rank == 2) {
     DimensionHandle one;
-    TF_RETURN_IF_ERROR(c->WithValue(c->Dim(lengths, 1), 1, &one));
+    TF_RETURN_IF_ERROR(Named(c->WithValue(c->Dim(lengths, 1), 1, &one),
+                             "lengths must have shape [batch] or [batch, 1]"));
   }
   *batch = c->Dim(lengths, 0);
   return absl::OkStatus();
@@ -46,18 +54,21 @@ absl::Status SetArgmaxShape(InferenceContext* c, ShapeHandle pooled) {
 // Dense forward: values [B, T, E], lengths or mask -> pooled [B, 1, E].
 absl::Status DenseForwardShape(InferenceContext* c, bool is_mask) {
   ShapeHandle values;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &values));
+  TF_RETURN_IF_ERROR(
+      Named(c->WithRank(c->input(0), 3, &values), "values must be [batch, time, embedding]"));
   DimensionHandle batch = c->Dim(values, 0);
   if (is_mask) {
     ShapeHandle mask;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &mask));
-    TF_RETURN_IF_ERROR(c->Merge(batch, c->Dim(mask, 0), &batch));
+    constexpr char kMask[] = "mask must be [batch, time] like values";
+    TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(1), 2, &mask), kMask));
+    TF_RETURN_IF_ERROR(Named(c->Merge(batch, c->Dim(mask, 0), &batch), kMask));
     DimensionHandle time;
-    TF_RETURN_IF_ERROR(c->Merge(c->Dim(values, 1), c->Dim(mask, 1), &time));
+    TF_RETURN_IF_ERROR(Named(c->Merge(c->Dim(values, 1), c->Dim(mask, 1), &time), kMask));
   } else {
     DimensionHandle lengths_batch;
     TF_RETURN_IF_ERROR(LengthsBatch(c, 1, &lengths_batch));
-    TF_RETURN_IF_ERROR(c->Merge(batch, lengths_batch, &batch));
+    TF_RETURN_IF_ERROR(Named(c->Merge(batch, lengths_batch, &batch),
+                             "lengths must have the batch size of values"));
   }
   c->set_output(0, c->MakeShape({batch, c->MakeDim(1), c->Dim(values, 2)}));
   return SetArgmaxShape(c, c->output(0));
@@ -66,8 +77,10 @@ absl::Status DenseForwardShape(InferenceContext* c, bool is_mask) {
 // Ragged forward: values [N, E], row_splits [B + 1] -> pooled [B, 1, E].
 absl::Status RaggedForwardShape(InferenceContext* c) {
   ShapeHandle values, splits;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &values));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &splits));
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(0), 2, &values),
+                           "values must be the flat ragged values [num_values, embedding]"));
+  TF_RETURN_IF_ERROR(
+      Named(c->WithRank(c->input(1), 1, &splits), "row_splits must be a vector [batch + 1]"));
   DimensionHandle batch;
   TF_RETURN_IF_ERROR(c->Subtract(c->Dim(splits, 0), 1, &batch));
   c->set_output(0, c->MakeShape({batch, c->MakeDim(1), c->Dim(values, 1)}));
@@ -81,40 +94,47 @@ enum class GradLayout { kLengths, kMask, kRagged };
 // of the row description (lengths [B] / mask [B, T] / row_splits [B + 1]).
 absl::Status GradShape(InferenceContext* c, GradLayout layout) {
   ShapeHandle grad;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &grad));
+  constexpr char kGrad[] = "grad must be the pooled shape [batch, 1, embedding] of values";
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(3), 3, &grad), kGrad));
   DimensionHandle one;
-  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(grad, 1), 1, &one));
+  TF_RETURN_IF_ERROR(Named(c->WithValue(c->Dim(grad, 1), 1, &one), kGrad));
   std::string mode;
   TF_RETURN_IF_ERROR(c->GetAttr("mode", &mode));
   if (mode == "max") {
-    TF_RETURN_IF_ERROR(c->Merge(c->input(2), grad, &grad));
+    TF_RETURN_IF_ERROR(Named(c->Merge(c->input(2), grad, &grad),
+                             "argmax must have the shape of grad for mode 'max'"));
   }
   DimensionHandle batch = c->Dim(grad, 0);
   DimensionHandle depth = c->Dim(grad, 2);
   ShapeHandle values;
   if (layout == GradLayout::kRagged) {
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &values));
+    TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(0), 2, &values),
+                             "values must be the flat ragged values [num_values, embedding]"));
     ShapeHandle splits;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &splits));
+    TF_RETURN_IF_ERROR(
+        Named(c->WithRank(c->input(1), 1, &splits), "row_splits must be a vector [batch + 1]"));
     DimensionHandle splits_batch;
     TF_RETURN_IF_ERROR(c->Subtract(c->Dim(splits, 0), 1, &splits_batch));
-    TF_RETURN_IF_ERROR(c->Merge(batch, splits_batch, &batch));
-    TF_RETURN_IF_ERROR(c->Merge(depth, c->Dim(values, 1), &depth));
+    TF_RETURN_IF_ERROR(Named(c->Merge(batch, splits_batch, &batch), kGrad));
+    TF_RETURN_IF_ERROR(Named(c->Merge(depth, c->Dim(values, 1), &depth), kGrad));
     TF_RETURN_IF_ERROR(c->ReplaceDim(values, 1, depth, &values));
   } else {
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &values));
-    TF_RETURN_IF_ERROR(c->Merge(batch, c->Dim(values, 0), &batch));
-    TF_RETURN_IF_ERROR(c->Merge(depth, c->Dim(values, 2), &depth));
+    TF_RETURN_IF_ERROR(
+        Named(c->WithRank(c->input(0), 3, &values), "values must be [batch, time, embedding]"));
+    TF_RETURN_IF_ERROR(Named(c->Merge(batch, c->Dim(values, 0), &batch), kGrad));
+    TF_RETURN_IF_ERROR(Named(c->Merge(depth, c->Dim(values, 2), &depth), kGrad));
     DimensionHandle time = c->Dim(values, 1);
     if (layout == GradLayout::kMask) {
       ShapeHandle mask;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &mask));
-      TF_RETURN_IF_ERROR(c->Merge(batch, c->Dim(mask, 0), &batch));
-      TF_RETURN_IF_ERROR(c->Merge(time, c->Dim(mask, 1), &time));
+      constexpr char kMask[] = "mask must be [batch, time] like values";
+      TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(1), 2, &mask), kMask));
+      TF_RETURN_IF_ERROR(Named(c->Merge(batch, c->Dim(mask, 0), &batch), kMask));
+      TF_RETURN_IF_ERROR(Named(c->Merge(time, c->Dim(mask, 1), &time), kMask));
     } else {
       DimensionHandle lengths_batch;
       TF_RETURN_IF_ERROR(LengthsBatch(c, 1, &lengths_batch));
-      TF_RETURN_IF_ERROR(c->Merge(batch, lengths_batch, &batch));
+      TF_RETURN_IF_ERROR(Named(c->Merge(batch, lengths_batch, &batch),
+                               "lengths must have the batch size of values"));
     }
     values = c->MakeShape({batch, time, depth});
   }

@@ -64,12 +64,19 @@ def pool(values: np.ndarray, valid: np.ndarray, divisor_base: np.ndarray, mode: 
             else:
                 out[i, 0] = -np.inf if padded else -SHIFT
                 continue
+            # A NaN step makes the max NaN; TF's (equal / count) * grad is then
+            # 0 / 0, NaN at every competing step.
             m = cand.max(axis=0)
             ties = cand == m
             out[i, 0] = m
-            grad[i] = ties / ties.sum(axis=0, keepdims=True)
+            competing = np.broadcast_to(v[:, None] if v.any() else True, ties.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(np.isnan(m), np.nan, 1.0 / ties.sum(axis=0, keepdims=True))
+            grad[i] = np.where(competing & (ties | np.isnan(m)), share, 0.0)
         else:
-            s = (x[i] * v[:, None]).sum(axis=0)
+            # Padded steps are never read: NaN or Inf there does not leak, unlike
+            # DeepCTR's x * mask.
+            s = np.where(v[:, None], x[i], 0.0).sum(axis=0)
             d = 1.0
             if mode == "mean":
                 d = float(divisor_base[i]) + EPS

@@ -1,8 +1,8 @@
 """GPU pooling against the CPU kernel on the edge cases of the contract
 (sequence_pool.h) that test_pool_kernels.py does not reach: empty shapes,
 special values, arbitrary argmax codes, int32 indices, wide rows that span
-several blocks, and out-of-range (but non-decreasing) row_splits on the GPU's
-clamping path. Skipped without a GPU."""
+several blocks, and out-of-range or decreasing row_splits, which the GPU makes
+monotone instead of rejecting them. Skipped without a GPU."""
 
 from __future__ import annotations
 
@@ -144,3 +144,40 @@ def test_gpu_clamps_out_of_range_splits_like_plan_row(gpu_kernels, rng, index):
             np.testing.assert_allclose(out[i, 0], expected, rtol=1e-6)
             expected_grad[lo:hi] = share * upstream[i, 0]
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("mode", MODES)
+def test_gpu_decreasing_splits_give_empty_rows_deterministically(gpu_kernels, rng, index, mode):
+    # The GPU pools over monotone[b] = max(clamp(splits[j], 0, N) for j <= b)
+    # (LaunchMonotoneRowSplits): a split that decreases ends an empty row, rows
+    # never overlap, and the result is the CPU's on those valid splits.
+    n, e = 40, 33
+    values = np.round(rng.standard_normal((n, e)) * 2).astype(np.float32)  # Ties too.
+    for _ in range(5):
+        splits = np.sort(rng.integers(-5, n + 6, size=9))
+        swap = rng.integers(1, 8, size=3)
+        splits[swap], splits[swap + 1] = splits[swap + 1], splits[swap].copy()
+        splits = splits.astype(index)
+        monotone = np.maximum.accumulate(np.clip(splits.astype(np.int64), 0, n))
+        lo, hi = int(monotone[0]), int(monotone[-1])
+        inside = values[lo:hi]
+        local = (monotone - lo).astype(index)
+        upstream = rng.standard_normal((len(splits) - 1, 1, e)).astype(np.float32)
+        cpu, _, argmax = gpu_kernels.sequence_pool(inside, local, mode, "ragged",
+                                                   return_argmax=True)
+        cpu_grad, _ = gpu_kernels.sequence_pool(inside, local, mode, "ragged", grad=upstream)
+        runs = []
+        for _ in range(2):
+            gpu, _ = gpu_kernels.sequence_pool(values, splits, mode, "ragged", device="gpu",
+                                               validate=False)
+            gpu_grad, _ = gpu_kernels.sequence_pool(values, splits, mode, "ragged",
+                                                    grad=upstream, device="gpu",
+                                                    validate=False)
+            runs.append((gpu, gpu_grad))
+        np.testing.assert_array_equal(runs[0][0], runs[1][0])
+        np.testing.assert_array_equal(runs[0][1], runs[1][1])
+        gpu, gpu_grad = runs[0]
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(gpu_grad[lo:hi], cpu_grad, rtol=1e-6, atol=1e-7)
+        assert not gpu_grad[:lo].any() and not gpu_grad[hi:].any()

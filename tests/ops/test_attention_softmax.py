@@ -106,19 +106,44 @@ def test_shape_functions(dtype):
     assert backward.structured_outputs.shape.as_list() == [6, 5, 7]
 
 
-@pytest.mark.parametrize("fn, specs", [
+@pytest.mark.parametrize("fn, specs, message", [
     (lambda s, v: gen.DeepCTR_AttentionSoftmax(scores=s, key_valid=v),
-     (tf.TensorSpec([4, 3]), tf.TensorSpec([2, 3], tf.bool))),
+     (tf.TensorSpec([4, 3]), tf.TensorSpec([2, 3], tf.bool)),
+     r"scores must be \[heads\*batch, Tq, Tk\]"),
     (lambda s, v: gen.DeepCTR_AttentionSoftmax(scores=s, key_valid=v),
-     (tf.TensorSpec([4, 3, 3], tf.float64), tf.TensorSpec([2, 3, 1], tf.bool))),
+     (tf.TensorSpec([4, 3, 3], tf.float64), tf.TensorSpec([2, 3, 1], tf.bool)),
+     r"key_valid must be \[batch, Tk\]"),
     (lambda s, v: gen.DeepCTR_AttentionSoftmax(scores=s, key_valid=v),
-     (tf.TensorSpec([4, 3, 3], tf.float64), tf.TensorSpec([2, 4], tf.bool))),
+     (tf.TensorSpec([4, 3, 3], tf.float64), tf.TensorSpec([2, 4], tf.bool)),
+     "key_valid must be .* with the Tk of scores"),
     (lambda g, p, v: gen.DeepCTR_AttentionSoftmaxGrad(grad=g, probs=p, key_valid=v),
-     (tf.TensorSpec([4, 3, 3]), tf.TensorSpec([4, 3, 2]), tf.TensorSpec([2, 3], tf.bool))),
+     (tf.TensorSpec([4, 3, 3]), tf.TensorSpec([4, 3, 2]), tf.TensorSpec([2, 3], tf.bool)),
+     "probs must have the shape of grad"),
+    (lambda s, v: gen.DeepCTR_AttentionSoftmax(scores=s, key_valid=v, heads=3),
+     (tf.TensorSpec([4, 3, 3]), tf.TensorSpec([2, 3], tf.bool)),
+     r"scores \[4,3,3\] must have heads \(3\) \* batch rows for key_valid \[2,3\]"),
+    (lambda s, v: gen.DeepCTR_AttentionSoftmax(scores=s, key_valid=v),
+     (tf.TensorSpec([5, 3, 3]), tf.TensorSpec([2, 3], tf.bool)),
+     r"scores \[5,3,3\] must have heads \* batch rows for key_valid \[2,3\]"),
 ])
-def test_shape_function_errors(fn, specs):
-    with pytest.raises(ValueError):
+def test_shape_function_errors(fn, specs, message):
+    with pytest.raises(ValueError, match=message):
         tf.function(fn).get_concrete_function(*specs)
+
+
+def test_heads_must_match_rows_at_run_time():
+    # Unknown static shapes: the kernel checks rows == heads * batch and names both shapes.
+    fn = tf.function(lambda s, v: attention_softmax(s, v, heads=2), input_signature=[
+        tf.TensorSpec([None, 3, 3]), tf.TensorSpec([None, 3], tf.bool)])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"scores.shape\[0\] \(6\) must be heads \(2\) \* "
+                             r"key_valid.shape\[0\] \(2\)"):
+        fn(tf.zeros([6, 3, 3]), tf.ones([2, 3], tf.bool))
+    assert fn(tf.zeros([4, 3, 3]), tf.ones([2, 3], tf.bool)).shape == (4, 3, 3)
+    with pytest.raises(ValueError, match=r"scores.shape\[0\] \(6\) must be heads \(2\)"):
+        attention_softmax(tf.zeros([6, 3, 3]), tf.ones([2, 3], tf.bool), heads=2)
+    with pytest.raises(ValueError, match="heads must be a positive int"):
+        attention_softmax(tf.zeros([6, 3, 3]), tf.ones([2, 3], tf.bool), heads=0)
 
 
 def test_dtype_outside_the_attr_is_rejected():

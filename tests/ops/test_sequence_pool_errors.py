@@ -34,14 +34,14 @@ def test_lengths_shape_is_checked(lengths, match):
 
 
 def test_values_rank_is_checked():
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="values|rank"):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="values"):
         gen.DeepCTR_SequencePool(values=np.ones((2, 3), np.float32), lengths=[1, 2], mode="sum")
     with pytest.raises(ValueError, match="values"):
         sequence_pool(np.ones((2, 3), np.float32), [1, 2])
 
 
 def test_mask_shape_is_checked():
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="mask|Dimensions"):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="mask"):
         gen.DeepCTR_MaskedSequencePool(values=X, mask=np.ones((2, 4), bool), mode="sum")
 
 

@@ -94,9 +94,15 @@ def mask_lengths(lengths: tf.Tensor) -> tf.Tensor:
 class _MaxWeights:
     """Max over the competing steps and d max / d step, in the accumulation type."""
 
-    def __init__(self, top, weight):
+    def __init__(self, top, chosen, share):
         self.top = top  # Dense [B,1,E]; ragged [B,E] (the raw segment max).
-        self.weight = weight  # Like the values.
+        self.chosen = chosen  # Like the values: the steps that get a share.
+        self.share = share  # Broadcasts against the values.
+
+    def apply(self, upstream):
+        """d max / d steps times `upstream` (like the values): 0 off the chosen
+        steps even where `upstream` is NaN, as the kernels write it."""
+        return tf.where(self.chosen, self.share * upstream, tf.zeros_like(upstream))
 
 
 def _tie_share(top, count):
@@ -114,8 +120,7 @@ def _dense_max_weights(x, valid) -> _MaxWeights:
     hit = tf.logical_and(competing, tf.equal(shifted, top))
     count = tf.reduce_sum(tf.cast(hit, acc), axis=1, keepdims=True)
     chosen = tf.logical_or(hit, tf.logical_and(competing, tf.math.is_nan(top)))
-    weight = tf.where(chosen, _tie_share(top, count), tf.zeros_like(shifted))
-    return _MaxWeights(top, weight)
+    return _MaxWeights(top, chosen, _tie_share(top, count))
 
 
 def _segment_max(x, segment_ids, batch):
@@ -143,15 +148,14 @@ def _ragged_max_weights(x, segment_ids, batch) -> _MaxWeights:
     hit = tf.equal(x, top_at)
     count = tf.math.unsorted_segment_sum(tf.cast(hit, x.dtype), segment_ids, batch)
     chosen = tf.logical_or(hit, tf.math.is_nan(top_at))
-    weight = tf.where(chosen, tf.gather(_tie_share(top, count), segment_ids), tf.zeros_like(x))
-    return _MaxWeights(top, weight)
+    return _MaxWeights(top, chosen, tf.gather(_tie_share(top, count), segment_ids))
 
 
 def _dense_max_twin(x, valid):
     @tf.custom_gradient
     def pool(x):
         parts = _dense_max_weights(x, valid)
-        return parts.top, lambda dy: parts.weight * dy
+        return parts.top, parts.apply
 
     return pool(x)
 
@@ -162,7 +166,7 @@ def _ragged_max_twin(x, segment_ids, batch, row_lengths):
     @tf.custom_gradient
     def pool(x):
         parts = _ragged_max_weights(x, segment_ids, batch)
-        return parts.top, lambda dy: parts.weight * tf.gather(dy, segment_ids)
+        return parts.top, lambda dy: parts.apply(tf.gather(dy, segment_ids))
 
     # An empty row pools like a zero-padded one, -1e9 (no gradient).
     return tf.where((row_lengths > 0)[:, tf.newaxis], pool(x), tf.constant(-MAX_SHIFT, acc))
@@ -322,8 +326,8 @@ _register_pool_gradient("DeepCTR>RaggedSequencePool", "row_splits")
 def _max_tangent_dense(values, valid, upstream):
     """sum_t d max / d step t * upstream[t] -> [B,1,E] (see _MaxWeights)."""
     acc = _accumulator(values.dtype)
-    weight = _dense_max_weights(tf.cast(values, acc), valid).weight
-    tangent = tf.reduce_sum(weight * tf.cast(upstream, acc), axis=1, keepdims=True)
+    parts = _dense_max_weights(tf.cast(values, acc), valid)
+    tangent = tf.reduce_sum(parts.apply(tf.cast(upstream, acc)), axis=1, keepdims=True)
     return tf.cast(tangent, values.dtype)
 
 
@@ -331,8 +335,9 @@ def _max_tangent_ragged(values, row_splits, upstream):
     acc = _accumulator(values.dtype)
     batch = tf.shape(row_splits, out_type=row_splits.dtype)[0] - 1
     segment_ids = tf.ragged.row_splits_to_segment_ids(row_splits)
-    weight = _ragged_max_weights(tf.cast(values, acc), segment_ids, batch).weight
-    tangent = tf.math.unsorted_segment_sum(weight * tf.cast(upstream, acc), segment_ids, batch)
+    parts = _ragged_max_weights(tf.cast(values, acc), segment_ids, batch)
+    tangent = tf.math.unsorted_segment_sum(parts.apply(tf.cast(upstream, acc)), segment_ids,
+                                           batch)
     return tf.cast(tangent[:, tf.newaxis, :], values.dtype)
 
 
