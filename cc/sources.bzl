@@ -1,0 +1,27 @@
+"""The one list of deepctr-ops' C++ and CUDA sources.
+
+BUILD (Bazel, for linking the ops into tensorflow_model_server) loads these
+lists; CMakeLists.txt (the pip build) reads them from this file too, so both
+builds compile the same files. tests/ops/test_build_lists.py fails when a
+source under cc/kernels or cc/ops is in neither list.
+"""
+
+# TF-free CPU kernels.
+KERNEL_SRCS = [
+    "cc/kernels/attention_softmax.cc",
+    "cc/kernels/sequence_pool.cc",
+]
+
+# TF-free CUDA launchers (built when CUDA is enabled).
+CUDA_SRCS = [
+    "cc/kernels/attention_softmax.cu",
+    "cc/kernels/sequence_pool.cu",
+]
+
+# TF op definitions and kernels (the only TF-dependent C++).
+OP_SRCS = [
+    "cc/ops/attention_softmax_kernels.cc",
+    "cc/ops/attention_softmax_ops.cc",
+    "cc/ops/sequence_pool_kernels.cc",
+    "cc/ops/sequence_pool_ops.cc",
+]
