@@ -51,6 +51,21 @@ status=0
   --junitxml="$out/gpu_tests.xml" 2>&1 | tee "$out/gpu_tests.log" || status=1
 "$py" tools/gpu_bench.py 2>&1 | tee "$out/gpu_bench.log" || status=1
 
+# A build without a kernel image for this GPU must fail with a message that
+# names the CUDA version, the architectures built, the GPU and what to do.
+mismatch="$(mktemp -d)"
+if cmake -S . -B "$mismatch" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+     -DDEEPCTR_OPS_WITH_TF=OFF -DDEEPCTR_OPS_WITH_CUDA=ON -DDEEPCTR_OPS_CUDA_ARCHITECTURES=80-real \
+     -DPython_EXECUTABLE="$(command -v "$py")" \
+     -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" >/dev/null &&
+   cmake --build "$mismatch" --parallel --target _kernels >/dev/null; then
+  DEEPCTR_OPS_KERNELS_DIR="$mismatch" "$py" tools/gpu_mismatch_check.py 2>&1 \
+    | tee "$out/gpu_mismatch.log" || status=1
+else
+  echo "mismatch build failed" | tee "$out/gpu_mismatch.log"
+  status=1
+fi
+
 if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   timeout "${GPU_CHECK_SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool memcheck \
     --error-exitcode 3 "$py" -m pytest tests/kernels/test_gpu_review_cases.py \

@@ -44,6 +44,27 @@ def registered_ops() -> dict[str, list[str]]:
     return dict(sorted(ops.items()))
 
 
+def cuda_driver_version() -> tuple[int, int] | None:
+    """The CUDA version the installed NVIDIA driver supports, or None without one."""
+    import ctypes
+
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    version = ctypes.c_int(0)
+    if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value <= 0:
+        return None
+    return version.value // 1000, version.value % 1000 // 10
+
+
+def cuda_driver_text() -> str:
+    version = cuda_driver_version()
+    if version is None:
+        return "none found (no libcuda.so.1)"
+    return f"supports CUDA {version[0]}.{version[1]}"
+
+
 def cmd_info(_: argparse.Namespace) -> int:
     import tensorflow as tf
 
@@ -54,8 +75,17 @@ def cmd_info(_: argparse.Namespace) -> int:
     print(f"TensorFlow built for: {_build_info.TF_VERSION}")
     print(f"TensorFlow running:   {tf.__version__}")
     print(f"Keras:                {'Keras 3' if IS_KERAS_3 else 'tf_keras (legacy)'}")
-    cuda = "yes (" + _build_info.CUDA_ARCHITECTURES + ")" if _build_info.CUDA_BUILT else "no"
+    if _build_info.CUDA_BUILT:
+        cuda = (f"yes, CUDA {_build_info.CUDA_VERSION} for "
+                f"{_build_info.CUDA_ARCHITECTURES.replace(';', ' ')} (runtime linked statically)")
+    else:
+        cuda = "no"
     print(f"CUDA kernels built:   {cuda}")
+    tf_build = tf.sysconfig.get_build_info()
+    tf_cuda = tf_build.get("cuda_version")
+    tf_archs = " ".join(tf_build.get("cuda_compute_capabilities", []))
+    print(f"TensorFlow's CUDA:    {f'{tf_cuda} for {tf_archs}' if tf_cuda else 'none (CPU build)'}")
+    print(f"NVIDIA driver:        {cuda_driver_text()}")
     print(f"GPUs visible to TF:   {len(tf.config.list_physical_devices('GPU'))}")
     print(f"Op library:           {_loader.library_path()}")
     print("Ops (kernels):")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from deepctr_ops.bench import Case, format_table, run_cases
 from deepctr_ops.cli import registered_ops
 
@@ -33,6 +34,35 @@ def test_info_command_prints_versions_and_ops():
 
     assert f"TensorFlow running:   {tf.__version__}" in out.stdout
     assert "DeepCTR>SequencePoolGrad" in out.stdout and "CUDA kernels built:" in out.stdout
+    from deepctr_ops import _build_info
+
+    if _build_info.CUDA_BUILT:
+        # The CUDA version and architectures the kernels were built for ...
+        assert (f"CUDA kernels built:   yes, CUDA {_build_info.CUDA_VERSION} for "
+                f"{_build_info.CUDA_ARCHITECTURES.replace(';', ' ')}") in out.stdout
+        assert _build_info.CUDA_VERSION.split(".")[0].isdigit()
+    tf_cuda = tf.sysconfig.get_build_info().get("cuda_version")
+    # ... next to TensorFlow's and the driver's (none on a machine without a GPU).
+    assert f"TensorFlow's CUDA:    {tf_cuda if tf_cuda else 'none'}" in out.stdout
+    assert "NVIDIA driver:" in out.stdout
+
+
+def test_default_cuda_architectures_follow_tensorflow():
+    # Empty DEEPCTR_OPS_CUDA_ARCHITECTURES: TF's list as far as nvcc supports it,
+    # plus PTX for the newest (nvcc 13 has no sm_60/sm_70: 80-real 89-real 90-virtual).
+    from deepctr_ops import _build_info
+
+    if not _build_info.CUDA_BUILT:
+        pytest.skip("built without CUDA")
+    import tensorflow as tf
+
+    built = _build_info.CUDA_ARCHITECTURES.split(";")
+    tf_archs = tf.sysconfig.get_build_info().get("cuda_compute_capabilities", [])
+    wanted = {a.replace("sm_", "") + "-real" if a.startswith("sm_")
+              else a.replace("compute_", "") + "-virtual" for a in tf_archs}
+    assert set(built) <= wanted | {max(built, key=lambda a: int(a.split("-")[0]))}
+    newest = max(int(a.split("-")[0]) for a in built)
+    assert f"{newest}-virtual" in built
 
 
 def test_runner_reports_all_implementations_and_ratios(tmp_path):
