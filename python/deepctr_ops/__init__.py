@@ -3,7 +3,7 @@
 Importing the package loads the op library once (or raises an ImportError
 that says which TensorFlow/wheel to install) and registers the C++ gradient
 ops, so a SavedModel using the ops can be run and fine-tuned after
-``import deepctr_ops``.
+``import deepctr_ops`` (or loaded with ``deepctr_ops.load_saved_model``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ _loader.load()
 
 from . import ops  # noqa: E402  (registers gradients)
 from .layers.sequence import custom_objects  # noqa: E402
+from .saved_model import load_saved_model  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "custom_objects",
     "get_implementation",
     "implementation",
+    "load_saved_model",
     "ops",
     "set_implementation",
 ]
