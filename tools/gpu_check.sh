@@ -26,6 +26,19 @@ if [ -n "$missing" ]; then
   exit 2
 fi
 
+# CMake >= 3.24 (CUDA architecture "native"); many CUDA images ship an older
+# one, so fall back to the pip package where pip can reach an index.
+cmake_ok() {
+  command -v cmake >/dev/null &&
+    "$py" -c "import sys; v = tuple(map(int, sys.argv[1].split('.')[:2])); sys.exit(v < (3, 24))" \
+      "$(cmake --version | head -1 | awk '{print $3}')"
+}
+if ! cmake_ok; then
+  echo "gpu_check: CMake >= 3.24 is needed; trying pip install cmake"
+  "$py" -m pip install -q cmake && export PATH="$("$py" -c 'import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR))'):$PATH"
+  cmake_ok || { echo "gpu_check: no CMake >= 3.24 (pip install cmake)" | tee "$out/gpu_summary.log"; exit 2; }
+fi
+
 {
   echo "== $(date -u) on $(hostname)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true

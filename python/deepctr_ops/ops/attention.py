@@ -31,6 +31,7 @@ PADDING_LOGIT = -(2**32) + 1
 _OP_DTYPES = (tf.float32, tf.float64)
 
 
+@tf.autograph.experimental.do_not_convert
 def attention_softmax(scores, key_valid, divisor: float = 1.0, blinding: bool = False,
                       heads: int | None = None, name: str | None = None) -> tf.Tensor:
     """Masked (optionally blinded) softmax of raw attention logits.

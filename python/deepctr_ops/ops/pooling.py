@@ -205,6 +205,7 @@ def _ragged_pool_twin(flat_values, row_splits, mode):
 # ---- public wrappers ---------------------------------------------------------
 
 
+@tf.autograph.experimental.do_not_convert
 def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) -> tf.Tensor:
     """Pools values [B,T,E] over the first `lengths` steps -> [B,1,E].
 
@@ -232,6 +233,7 @@ def sequence_pool(values, lengths, mode: str = "mean", name: str | None = None) 
         return pooled
 
 
+@tf.autograph.experimental.do_not_convert
 def masked_sequence_pool(values, mask, mode: str = "mean", name: str | None = None) -> tf.Tensor:
     """Pools values [B,T,E] over the steps where mask [B,T] is true -> [B,1,E].
 
@@ -252,6 +254,7 @@ def masked_sequence_pool(values, mask, mode: str = "mean", name: str | None = No
         return _dense_pool_twin(values, mask, count, mode)
 
 
+@tf.autograph.experimental.do_not_convert
 def ragged_sequence_pool(values, row_splits=None, mode: str = "mean",
                          name: str | None = None) -> tf.Tensor:
     """Pools a ragged [B,None,E] sequence -> [B,1,E], without padding.
