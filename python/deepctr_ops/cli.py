@@ -127,13 +127,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"no benchmark case matches {args.only!r}", file=sys.stderr)
         return 2
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
-    print(f"deepctr-ops bench: TF {tf.__version__}, "
-          f"{'Keras 3' if IS_KERAS_3 else 'tf_keras'}, {_cpu_model()}, {threads} CPU threads, "
-          f"median of >= {args.repeats} runs in {args.rounds} interleaved rounds (ms); "
-          f"ratios = other / deepctr-ops")
+    header = (f"deepctr-ops bench: TF {tf.__version__}, "
+              f"{'Keras 3' if IS_KERAS_3 else 'tf_keras'}, {_cpu_model()}, {threads} CPU "
+              f"threads, median of >= {args.repeats} runs in {args.rounds} interleaved rounds "
+              f"(ms); ratios = other / deepctr-ops")
+    print(header)
     results = run_cases(cases, repeats=args.repeats, min_seconds=args.min_seconds,
                         rounds=args.rounds)
     print(format_table(results))
+    if args.plot:
+        from .bench.plot import plot_results
+
+        plot_results(results, args.plot, title=header)
+        print(f"saved {args.plot}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"tensorflow": tf.__version__, "keras_3": IS_KERAS_3,
@@ -150,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="time deepctr-ops vs DeepCTR vs the TF twins")
     bench.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    bench.add_argument("--plot", metavar="FILE.png",
+                       help="also draw the speed table as a bar chart (needs matplotlib)")
     bench.add_argument("--only", metavar="TEXT", help="only cases whose name contains TEXT")
     bench.add_argument("--repeats", type=int, default=20, help="timed runs per measurement")
     bench.add_argument("--min-seconds", type=float, default=1.0,

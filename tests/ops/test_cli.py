@@ -119,3 +119,24 @@ def test_runner_reports_a_case_whose_implementations_all_fail():
     assert result.ratio("backward") is None
     assert sum("failed: RuntimeError: cannot build" in m for m in messages) == 2
     assert "| broken | fwd+bwd | n/a | n/a | n/a | n/a | n/a |" in format_table([result])
+
+
+def test_plot_draws_every_row_and_baseline(tmp_path):
+    from deepctr_ops.bench import Result
+    from deepctr_ops.bench.plot import _rows, plot_results
+
+    results = [
+        Result("pool B4", forward_ms={"deepctr_ops": 1.0, "deepctr": 8.0, "twin": 4.0},
+               backward_ms={"deepctr_ops": 2.0, "deepctr": 10.0, "twin": 5.0}),
+        Result("gru B2", forward_ms={"deepctr_ops": 2.0, "deepctr": 3.0},
+               backward_ms={"deepctr_ops": 4.0, "deepctr": 2.0}),
+    ]
+    labels, ratios = _rows(results)
+    assert labels == ["pool B4 fwd", "pool B4 fwd+bwd", "gru B2 fwd", "gru B2 fwd+bwd"]
+    assert list(ratios) == ["deepctr", "twin"]
+    assert ratios["deepctr"] == [8.0, 5.0, 1.5, 0.5]
+    assert ratios["twin"] == [4.0, 2.5, None, None]
+    path = tmp_path / "speed.png"
+    plot_results(results, str(path), title="test")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
