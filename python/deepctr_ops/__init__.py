@@ -8,8 +8,14 @@ ops, so a SavedModel using the ops can be run and fine-tuned after
 
 from __future__ import annotations
 
-from . import _loader
-from ._implementation import get_implementation, implementation, set_implementation
+from . import _quiet
+
+if _quiet.cli_quiet_requested():  # The CLI: TensorFlow's start-up log stays out of its output.
+    with _quiet.native_stderr_silenced():
+        _quiet.quiet_tensorflow_import()
+
+from . import _loader  # noqa: E402
+from ._implementation import get_implementation, implementation, set_implementation  # noqa: E402
 
 _loader.load()
 

@@ -151,6 +151,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepctr-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's, AutoGraph's and DeepCTR's own log output")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="build and runtime facts, registered ops and kernels")
     info.set_defaults(func=cmd_info)
@@ -179,4 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         env = _keras_mode_env(args.keras)
         if env is not None:  # tf.keras is fixed at TF import: re-run in the right mode.
             os.execve(sys.executable, [sys.executable, "-m", "deepctr_ops", *argv], env)
+    if not args.verbose:
+        from ._quiet import quiet_startup
+
+        quiet_startup()
     return args.func(args)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -140,3 +141,50 @@ def test_plot_draws_every_row_and_baseline(tmp_path):
     plot_results(results, str(path), title="test")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", "deepctr_ops", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_output_is_its_own_unless_verbose():
+    quiet = _cli("info")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stderr == "", quiet.stderr[:2000]
+    assert quiet.stdout.startswith("deepctr-ops ")
+    verbose = _cli("--verbose", "info")
+    assert verbose.returncode == 0
+    assert "oneDNN" in verbose.stderr or "I0000" in verbose.stderr or "WARNING" in verbose.stderr
+
+
+def test_bench_prints_no_log_noise():
+    result = _cli("bench", "--only", "sum B1024", "--repeats", "1", "--min-seconds", "0",
+                  "--rounds", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for noise in ("I0000", "W0000", "E0000", "AutoGraph", "DeepCTR version",
+                  "check the latest version"):
+        assert noise not in result.stdout + result.stderr, noise
+    assert "| SequencePooling sum B1024" in result.stdout
+
+
+def test_deepctr_version_check_is_skipped():
+    code = textwrap.dedent("""
+        import sys, time, requests
+        calls = []
+        requests.get = lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError())
+        if sys.argv[1] == "quiet":
+            from deepctr_ops._quiet import import_deepctr_without_version_check
+            import_deepctr_without_version_check()
+        else:
+            import deepctr
+        time.sleep(0.5)
+        print(len(calls))
+    """)
+    plain, quiet = (subprocess.run([sys.executable, "-c", code, mode], capture_output=True,
+                                   text=True, timeout=120) for mode in ("plain", "quiet"))
+    # DeepCTR asks PyPI (and prints that it could not) ...
+    assert plain.stdout.strip().splitlines()[-1] == "1", plain.stderr[-1000:]
+    assert "check the latest version" in plain.stdout
+    assert quiet.stdout.strip() == "0", quiet.stderr[-1000:]  # ... unless the CLI imports it.
