@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "cc/kernels/float_types.h"
@@ -46,8 +47,14 @@ inline kernels::ParallelFor CpuParallelFor(tensorflow::OpKernelContext* ctx) {
     // fixed blocks balance better than the pool's cost-model sharding here.
     const int64_t blocks = std::min<int64_t>(total, threads * 64);
     const int64_t block_size = (total + blocks - 1) / blocks;
-    workers->ParallelFor(total, tsl::thread::ThreadPool::SchedulingParams::Fixed(block_size),
-                         fn);
+    // The constructor, not SchedulingParams::Fixed (TF >= 2.20 only), so that
+    // the op library also builds against TF 2.19.
+    using Pool = tsl::thread::ThreadPool;
+    workers->ParallelFor(
+        total,
+        Pool::SchedulingParams(Pool::SchedulingStrategy::kFixedBlockSize, std::nullopt,
+                               block_size),
+        fn);
   };
 }
 
