@@ -21,6 +21,7 @@ _loader.load()
 
 from . import ops  # noqa: E402  (registers gradients)
 from .layers.sequence import custom_objects  # noqa: E402
+from .patch import patch_deepctr, unpatch_deepctr  # noqa: E402
 from .saved_model import load_saved_model  # noqa: E402
 
 __version__ = "0.1.0"
@@ -31,5 +32,7 @@ __all__ = [
     "implementation",
     "load_saved_model",
     "ops",
+    "patch_deepctr",
     "set_implementation",
+    "unpatch_deepctr",
 ]
