@@ -1,7 +1,8 @@
-"""`deepctr-ops` command line: `info` and `bench`.
+"""`deepctr-ops` command line: `demo`, `bench` and `info`.
 
-    deepctr-ops info               build/runtime facts, ops and their kernels
+    deepctr-ops demo               train DIN and DIEN, compare with DeepCTR, export and serve
     deepctr-ops bench [--json F]   this package vs DeepCTR vs the TF twins
+    deepctr-ops info               build/runtime facts, ops and their kernels
 """
 
 from __future__ import annotations
@@ -148,6 +149,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.run import run
+
+    return run(args.data, samples=args.samples, epochs=args.epochs, seed=args.seed,
+               batch=args.batch, out_dir=args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepctr-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,13 +179,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Keras flavour (DeepCTR's reference layers run fully only "
                             "under tf_keras, the default)")
     bench.set_defaults(func=cmd_bench)
+    demo = sub.add_parser("demo", help="train DIN and DIEN on click logs, compare with "
+                                        "DeepCTR's layers, export and serve")
+    demo.add_argument("--data", metavar="FILE.csv",
+                      help="click logs (user,item,category,hist_items,hist_categories,label); "
+                           "default: generated with a learnable sequence signal")
+    demo.add_argument("--samples", type=int, default=40000, help="rows to generate")
+    demo.add_argument("--epochs", type=int, default=2)
+    demo.add_argument("--batch", type=int, default=256)
+    demo.add_argument("--seed", type=int, default=2024)
+    demo.add_argument("--out", metavar="DIR", help="where the SavedModel goes (default: temp)")
+    demo.add_argument("--keras", choices=("legacy", "3"), default="legacy",
+                      help="Keras flavour (DeepCTR's models run fully only under tf_keras)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    if args.command == "bench":
+    if args.command in ("bench", "demo"):
         env = _keras_mode_env(args.keras)
         if env is not None:  # tf.keras is fixed at TF import: re-run in the right mode.
             os.execve(sys.executable, [sys.executable, "-m", "deepctr_ops", *argv], env)

@@ -33,8 +33,6 @@ _swaps: list[tuple[Any, str, Any]] = []
 
 
 def _deepctr_modules():
-    import deepctr
-
     # Import the models and inputs modules so that their references are there
     # to swap (importing a module later would bind DeepCTR's, or ours if the
     # patch is active: `deepctr.layers.sequence` is patched first).
