@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="click logs (user,item,category,hist_items,hist_categories,label); "
                            "default: generated with a learnable sequence signal")
     demo.add_argument("--samples", type=int, default=40000, help="rows to generate")
-    demo.add_argument("--epochs", type=int, default=2)
+    demo.add_argument("--epochs", type=int, default=4)
     demo.add_argument("--batch", type=int, default=256)
     demo.add_argument("--seed", type=int, default=2024)
     demo.add_argument("--out", metavar="DIR", help="where the SavedModel goes (default: temp)")

@@ -51,7 +51,7 @@ class ClickLog:
         return ClickLog(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
 
-def generate(samples: int = 40000, users: int = 2000, items: int = 5000, categories: int = 60,
+def generate(samples: int = 40000, users: int = 2000, items: int = 1000, categories: int = 20,
              max_len: int = 30, seed: int = 2024) -> ClickLog:
     """Synthetic click logs with a planted, learnable sequence signal."""
     rng = np.random.default_rng(seed)
@@ -86,7 +86,7 @@ def generate(samples: int = 40000, users: int = 2000, items: int = 5000, categor
     category = item_category[item].astype(np.int32)
     share = (hist_categories == category[:, None]).sum(1) / np.maximum(length, 1)
     seen = (hist_items == item[:, None]).any(1)
-    logit = -1.6 + 4.0 * share + 1.0 * seen + 0.2 * rng.standard_normal(samples)
+    logit = -2.5 + 6.0 * share + 1.5 * seen
     label = (rng.random(samples) < 1 / (1 + np.exp(-logit))).astype(np.float32)
     return ClickLog(user.astype(np.int32), item, category, hist_items, hist_categories,
                     length.astype(np.int32), label)
