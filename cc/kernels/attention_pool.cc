@@ -1,0 +1,618 @@
+// CPU implementation of the fused DIN attention pooling. See attention_pool.h.
+//
+// The batch is cut into a fixed number of shards (independent of the thread
+// count); each shard owns its scratch and, in the backward, its weight-gradient
+// accumulators, which are summed in shard order at the end (deterministic, no
+// atomics, no false sharing). Per batch row the valid keys are copied into a
+// padded [n, E] block, and every layer is a small register-blocked matrix
+// product over those n steps only (attention_pool_simd.h).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cc/kernels/attention_pool.h"
+#include "cc/kernels/attention_pool_simd.h"
+#include "cc/kernels/attention_softmax.h"
+#include "cc/kernels/sequence_pool_rows.h"
+
+namespace deepctr_ops {
+namespace kernels {
+namespace {
+
+constexpr int64_t kShards = 32;
+
+// The weights repacked once per call into padded Acc matrices.
+template <typename Acc>
+struct PackedWeights {
+  int64_t depth = 0;      // E
+  int64_t depth_pad = 0;  // E padded
+  int hidden = 0;         // H
+  std::vector<int64_t> width;      // Real output width of layer i (i <= H).
+  std::vector<int64_t> width_pad;  // ... padded.
+  // Layer 0 split by the blocks of u = [q, k, q - k, q * k]: A = W_k - W_d,
+  // P = W_p, Q = W_q + W_d, each [E, width_pad[0]]; b0 [width_pad[0]].
+  std::vector<Acc> a0, p0, q0, b0;
+  // Hidden layers 1..H-1: w[i] [width_pad[i-1], width_pad[i]], wt[i] its
+  // transpose, b[i] [width_pad[i]].
+  std::vector<std::vector<Acc>> w, wt, b;
+  // The score layer when H >= 1: [width_pad[H-1]] and its bias.
+  std::vector<Acc> wf;
+  Acc bf = 0;
+};
+
+template <typename Acc>
+PackedWeights<Acc> Pack(const AttentionPoolSpec& spec, const AttentionWeights<Acc>& weights) {
+  PackedWeights<Acc> pw;
+  const int64_t e = spec.depth;
+  pw.depth = e;
+  pw.depth_pad = Padded<Acc>(e);
+  pw.hidden = static_cast<int>(spec.units.size());
+  for (int i = 0; i < spec.num_layers(); ++i) {
+    pw.width.push_back(spec.layer_out(i));
+    pw.width_pad.push_back(Padded<Acc>(spec.layer_out(i)));
+  }
+  const int64_t m0 = pw.width[0], m0p = pw.width_pad[0];
+  pw.a0.assign(e * m0p, 0);
+  pw.p0.assign(e * m0p, 0);
+  pw.q0.assign(e * m0p, 0);
+  pw.b0.assign(m0p, 0);
+  const Acc* k0 = weights.kernels[0];
+  for (int64_t r = 0; r < e; ++r) {
+    for (int64_t j = 0; j < m0; ++j) {
+      const Acc wq = k0[r * m0 + j], wk = k0[(e + r) * m0 + j];
+      const Acc wd = k0[(2 * e + r) * m0 + j], wp = k0[(3 * e + r) * m0 + j];
+      pw.a0[r * m0p + j] = wk - wd;
+      pw.p0[r * m0p + j] = wp;
+      pw.q0[r * m0p + j] = wq + wd;
+    }
+  }
+  for (int64_t j = 0; j < m0; ++j) pw.b0[j] = weights.biases[0][j];
+  pw.w.resize(pw.hidden);
+  pw.wt.resize(pw.hidden);
+  pw.b.resize(pw.hidden);
+  for (int i = 1; i < pw.hidden; ++i) {
+    const int64_t in = pw.width[i - 1], inp = pw.width_pad[i - 1];
+    const int64_t out = pw.width[i], outp = pw.width_pad[i];
+    pw.w[i].assign(inp * outp, 0);
+    pw.wt[i].assign(outp * inp, 0);
+    pw.b[i].assign(outp, 0);
+    for (int64_t r = 0; r < in; ++r) {
+      for (int64_t j = 0; j < out; ++j) {
+        pw.w[i][r * outp + j] = weights.kernels[i][r * out + j];
+        pw.wt[i][j * inp + r] = weights.kernels[i][r * out + j];
+      }
+    }
+    for (int64_t j = 0; j < out; ++j) pw.b[i][j] = weights.biases[i][j];
+  }
+  if (pw.hidden > 0) {
+    pw.wf.assign(pw.width_pad[pw.hidden - 1], 0);
+    for (int64_t j = 0; j < pw.width[pw.hidden - 1]; ++j) {
+      pw.wf[j] = weights.kernels[pw.hidden][j];
+    }
+    pw.bf = weights.biases[pw.hidden][0];
+  }
+  return pw;
+}
+
+// Weight-gradient accumulators of one shard, laid out like PackedWeights.
+template <typename Acc>
+struct GradAccumulators {
+  std::vector<Acc> sum_m;   // sum_b dM_b             -> dW_k, -dW_d
+  std::vector<Acc> sum_qm;  // sum_b diag(q_b) dM_b   -> dW_p
+  std::vector<Acc> sum_qc;  // sum_b q_b^T dc_b       -> dW_q, dW_d
+  std::vector<Acc> sum_c;   // sum_b dc_b             -> dbias0
+  std::vector<std::vector<Acc>> dw, db;
+  std::vector<Acc> dwf;
+  Acc dbf = 0;
+
+  explicit GradAccumulators(const PackedWeights<Acc>& pw) {
+    const int64_t size0 = pw.depth * pw.width_pad[0];
+    sum_m.assign(size0, 0);
+    sum_qm.assign(size0, 0);
+    sum_qc.assign(size0, 0);
+    sum_c.assign(pw.width_pad[0], 0);
+    dw.resize(pw.hidden);
+    db.resize(pw.hidden);
+    for (int i = 1; i < pw.hidden; ++i) {
+      dw[i].assign(pw.width_pad[i - 1] * pw.width_pad[i], 0);
+      db[i].assign(pw.width_pad[i], 0);
+    }
+    if (pw.hidden > 0) dwf.assign(pw.width_pad[pw.hidden - 1], 0);
+  }
+};
+
+template <typename Acc>
+Acc Dot(const Acc* x, const Acc* y, int64_t padded) {
+  using V = typename Simd<Acc>::V;
+  const V* xv = reinterpret_cast<const V*>(x);
+  const V* yv = reinterpret_cast<const V*>(y);
+  V sum = {};
+  for (int64_t i = 0; i < padded / Simd<Acc>::kLanes; ++i) sum += xv[i] * yv[i];
+  return HorizontalSum<Acc>(sum);
+}
+
+// y[0:padded] += s * x[0:padded].
+template <typename Acc>
+void Axpy(Acc s, const Acc* x, Acc* y, int64_t padded) {
+  using V = typename Simd<Acc>::V;
+  const V* xv = reinterpret_cast<const V*>(x);
+  V* yv = reinterpret_cast<V*>(y);
+  const V sv = Splat<Acc>(s);
+  for (int64_t i = 0; i < padded / Simd<Acc>::kLanes; ++i) yv[i] += sv * xv[i];
+}
+
+// One shard's scratch and the per-row forward/backward.
+template <typename Acc, typename Index>
+class RowWorker {
+ public:
+  RowWorker(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
+            const PackedWeights<Acc>& pw, const Acc* query, const Acc* keys)
+      : spec_(spec), rows_(rows), pw_(pw), query_(query), keys_(keys) {
+    const int64_t t = rows.max_time, ep = pw.depth_pad, w0 = pw.width_pad[0];
+    int64_t widest = w0;
+    for (int64_t w : pw.width_pad) widest = std::max(widest, w);
+    steps_.resize(t);
+    kv_.assign(t * ep, 0);
+    acts_.resize(std::max(pw.hidden, 1));
+    for (size_t i = 0; i < acts_.size(); ++i) acts_[i].assign(t * pw.width_pad[i], 0);
+    score_.assign(t, 0);
+    m_.assign(pw.depth * w0, 0);
+    c_.assign(w0, 0);
+    q_.assign(ep, 0);
+    widest_ = widest;
+  }
+
+  // Forward of batch row b into out (width T or E).
+  void Forward(int64_t b, Acc* out) {
+    Score(b);
+    Pool(b, out);
+  }
+
+  // Backward of batch row b: writes grad_query[b], grad_keys[b] and adds to acc.
+  void Backward(int64_t b, const Acc* grad, Acc* grad_query, Acc* grad_keys,
+                GradAccumulators<Acc>* acc);
+
+ private:
+  // Gathers the valid steps, folds layer 0 for this row, runs the MLP: scores
+  // score_[0..n) of steps steps_[0..n).
+  void Score(int64_t b);
+  // Weights of the row's steps and of each padded step (softmax), see header.
+  void Weights(Acc* valid_weight, Acc* padded_weight, Acc* inverse_sum) const;
+  void Pool(int64_t b, Acc* out);
+
+  const Acc* Key(int64_t b, int64_t t) const {
+    return keys_ + (b * rows_.max_time + t) * pw_.depth;
+  }
+
+  const AttentionPoolSpec& spec_;
+  const PoolRows<Index>& rows_;
+  const PackedWeights<Acc>& pw_;
+  const Acc* query_;
+  const Acc* keys_;
+  int64_t n_ = 0;  // Valid steps of the current row.
+  int64_t widest_ = 0;
+  std::vector<int64_t> steps_;
+  std::vector<Acc> kv_, score_, m_, c_, q_;
+  std::vector<std::vector<Acc>> acts_;
+  // Backward scratch.
+  std::vector<Acc> weight_, dscore_, da_[2], dkv_, mt_, dm_, dc_;
+};
+
+template <typename Acc, typename Index>
+void RowWorker<Acc, Index>::Score(int64_t b) {
+  const RowPlan plan = PlanRow(rows_, b);
+  n_ = 0;
+  for (int64_t t = 0; t < plan.extent; ++t) {
+    if (StepIsValid(plan, t)) steps_[n_++] = t;
+  }
+  if (n_ == 0) return;
+  const int64_t e = pw_.depth, ep = pw_.depth_pad;
+  const int64_t w0 = pw_.width_pad[0];
+  const Acc* q = query_ + b * e;
+  for (int64_t i = 0; i < e; ++i) q_[i] = q[i];
+  for (int64_t s = 0; s < n_; ++s) {
+    const Acc* k = Key(b, steps_[s]);
+    Acc* row = kv_.data() + s * ep;
+    for (int64_t i = 0; i < e; ++i) row[i] = k[i];
+  }
+  // M = A + diag(q) P; c = q Q + b0.
+  for (int64_t r = 0; r < e; ++r) {
+    Acc* mr = m_.data() + r * w0;
+    const Acc* ar = pw_.a0.data() + r * w0;
+    for (int64_t j = 0; j < w0; ++j) mr[j] = ar[j];
+    Axpy(q_[r], pw_.p0.data() + r * w0, mr, w0);
+  }
+  for (int64_t j = 0; j < w0; ++j) c_[j] = pw_.b0[j];
+  Gemm<Acc>(1, e, q_.data(), 0, 1, pw_.q0.data(), w0 / Simd<Acc>::kLanes, c_.data(), 0,
+            w0 / Simd<Acc>::kLanes);
+  // Layer 0 over the valid keys.
+  Acc* z = acts_[0].data();
+  for (int64_t s = 0; s < n_; ++s) std::copy(c_.begin(), c_.end(), z + s * w0);
+  const int64_t lanes = Simd<Acc>::kLanes;
+  Gemm<Acc>(n_, e, kv_.data(), ep, 1, m_.data(), w0 / lanes, z, w0 / lanes, w0 / lanes);
+  if (pw_.hidden == 0) {
+    for (int64_t s = 0; s < n_; ++s) score_[s] = z[s * w0];
+    return;
+  }
+  Activate(spec_.activation, z, n_ * w0 / lanes);
+  for (int i = 1; i < pw_.hidden; ++i) {
+    const int64_t inp = pw_.width_pad[i - 1], outp = pw_.width_pad[i];
+    Acc* y = acts_[i].data();
+    for (int64_t s = 0; s < n_; ++s) std::copy(pw_.b[i].begin(), pw_.b[i].end(), y + s * outp);
+    Gemm<Acc>(n_, pw_.width[i - 1], acts_[i - 1].data(), inp, 1, pw_.w[i].data(), outp / lanes,
+              y, outp / lanes, outp / lanes);
+    Activate(spec_.activation, y, n_ * outp / lanes);
+  }
+  const int64_t lastp = pw_.width_pad[pw_.hidden - 1];
+  const Acc* last = acts_[pw_.hidden - 1].data();
+  for (int64_t s = 0; s < n_; ++s) score_[s] = Dot(last + s * lastp, pw_.wf.data(), lastp) + pw_.bf;
+}
+
+// valid_weight[s] is the pooling weight of valid step s; *padded_weight the
+// weight of every padded step (0 unless normalizing a row whose padding
+// survives the softmax: one without a valid step, or with huge negative scores).
+template <typename Acc, typename Index>
+void RowWorker<Acc, Index>::Weights(Acc* valid_weight, Acc* padded_weight,
+                                    Acc* inverse_sum) const {
+  *padded_weight = 0;
+  *inverse_sum = 1;
+  if (!spec_.normalize) {
+    for (int64_t s = 0; s < n_; ++s) valid_weight[s] = score_[s];
+    return;
+  }
+  const Acc neg = AttentionPaddingLogit<Acc>();
+  const int64_t padded = rows_.max_time - n_;
+  Acc max = padded > 0 ? neg : -std::numeric_limits<Acc>::infinity();
+  for (int64_t s = 0; s < n_; ++s) max = score_[s] > max ? score_[s] : max;
+  Acc sum = 0;
+  for (int64_t s = 0; s < n_; ++s) {
+    valid_weight[s] = std::exp(score_[s] - max);
+    sum += valid_weight[s];
+  }
+  const Acc pad_exp = padded > 0 ? std::exp(neg - max) : Acc(0);
+  sum += static_cast<Acc>(padded) * pad_exp;
+  const Acc inv = Acc(1) / sum;
+  for (int64_t s = 0; s < n_; ++s) valid_weight[s] *= inv;
+  *padded_weight = pad_exp * inv;
+  *inverse_sum = inv;
+}
+
+template <typename Acc, typename Index>
+void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
+  const int64_t t_max = rows_.max_time, e = pw_.depth;
+  if (weight_.size() < static_cast<size_t>(t_max)) weight_.assign(t_max, 0);
+  Acc padded_weight, inv;
+  Weights(weight_.data(), &padded_weight, &inv);
+  if (spec_.return_score) {
+    for (int64_t t = 0; t < t_max; ++t) out[t] = padded_weight;
+    for (int64_t s = 0; s < n_; ++s) out[steps_[s]] = weight_[s];
+    return;
+  }
+  for (int64_t i = 0; i < e; ++i) out[i] = 0;
+  const int64_t ep = pw_.depth_pad;
+  for (int64_t s = 0; s < n_; ++s) {
+    const Acc w = weight_[s];
+    const Acc* k = kv_.data() + s * ep;
+    for (int64_t i = 0; i < e; ++i) out[i] += w * k[i];
+  }
+  if (padded_weight != 0) {  // Also NaN: then the row is NaN anyway.
+    size_t s = 0;
+    for (int64_t t = 0; t < t_max; ++t) {
+      if (s < static_cast<size_t>(n_) && steps_[s] == t) {
+        ++s;
+        continue;
+      }
+      const Acc* k = Key(b, t);
+      for (int64_t i = 0; i < e; ++i) out[i] += padded_weight * k[i];
+    }
+  }
+}
+
+template <typename Acc, typename Index>
+void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad, Acc* grad_query,
+                                     Acc* grad_keys, GradAccumulators<Acc>* acc) {
+  const int64_t t_max = rows_.max_time, e = pw_.depth, ep = pw_.depth_pad;
+  const int64_t lanes = Simd<Acc>::kLanes;
+  Score(b);
+  if (weight_.size() < static_cast<size_t>(t_max)) weight_.assign(t_max, 0);
+  if (dscore_.size() < static_cast<size_t>(t_max)) dscore_.assign(t_max, 0);
+  Acc padded_weight, inv;
+  Weights(weight_.data(), &padded_weight, &inv);
+  const bool padding_counts = spec_.normalize && padded_weight != 0;
+  // d loss / d (pooling weight) of each valid step, and of the padded ones.
+  Acc* dweight = dscore_.data();
+  Acc padded_dweight_sum = 0;
+  for (int64_t i = 0; i < t_max * e; ++i) grad_keys[i] = 0;
+  for (int64_t i = 0; i < e; ++i) grad_query[i] = 0;
+  std::vector<bool> is_valid;
+  if (padding_counts) {
+    is_valid.assign(t_max, false);
+    for (int64_t s = 0; s < n_; ++s) is_valid[steps_[s]] = true;
+  }
+  if (spec_.return_score) {
+    for (int64_t s = 0; s < n_; ++s) dweight[s] = grad[steps_[s]];
+    if (padding_counts) {
+      for (int64_t t = 0; t < t_max; ++t) {
+        if (!is_valid[t]) padded_dweight_sum += grad[t];
+      }
+    }
+  } else {
+    for (int64_t s = 0; s < n_; ++s) {
+      const Acc* k = kv_.data() + s * ep;
+      Acc d = 0;
+      for (int64_t i = 0; i < e; ++i) d += grad[i] * k[i];
+      dweight[s] = d;
+      Acc* gk = grad_keys + steps_[s] * e;
+      for (int64_t i = 0; i < e; ++i) gk[i] = weight_[s] * grad[i];
+    }
+    if (padding_counts) {
+      for (int64_t t = 0; t < t_max; ++t) {
+        if (is_valid[t]) continue;
+        const Acc* k = Key(b, t);
+        Acc d = 0;
+        for (int64_t i = 0; i < e; ++i) d += grad[i] * k[i];
+        padded_dweight_sum += d;
+        Acc* gk = grad_keys + t * e;
+        for (int64_t i = 0; i < e; ++i) gk[i] = padded_weight * grad[i];
+      }
+    }
+  }
+  if (n_ == 0) return;
+  // d loss / d score of each valid step (in place over dweight).
+  if (spec_.normalize) {
+    Acc dot = padded_weight * padded_dweight_sum;
+    if (!padding_counts) dot = 0;
+    for (int64_t s = 0; s < n_; ++s) dot += weight_[s] * dweight[s];
+    for (int64_t s = 0; s < n_; ++s) dweight[s] = weight_[s] * (dweight[s] - dot);
+  }
+  const Acc* dscore = dweight;
+  // Back through the MLP, over the valid steps only.
+  const int64_t w0 = pw_.width_pad[0];
+  for (auto& buffer : da_) {
+    if (buffer.size() < static_cast<size_t>(t_max * widest_)) buffer.assign(t_max * widest_, 0);
+  }
+  Acc* dz = da_[0].data();  // d loss / d (pre-activation) of the current layer.
+  if (pw_.hidden == 0) {
+    for (int64_t s = 0; s < n_; ++s) {
+      Acc* row = dz + s * w0;
+      for (int64_t j = 0; j < w0; ++j) row[j] = 0;
+      row[0] = dscore[s];
+    }
+  } else {
+    const int last = pw_.hidden - 1;
+    const int64_t lastp = pw_.width_pad[last];
+    const Acc* a = acts_[last].data();
+    for (int64_t s = 0; s < n_; ++s) {
+      Acc* row = dz + s * lastp;
+      for (int64_t j = 0; j < lastp; ++j) row[j] = dscore[s] * pw_.wf[j];
+      Axpy(dscore[s], a + s * lastp, acc->dwf.data(), lastp);
+      acc->dbf += dscore[s];
+    }
+    int cur = 0;
+    for (int i = last; i >= 0; --i) {
+      const int64_t outp = pw_.width_pad[i];
+      ActivationGrad(spec_.activation, acts_[i].data(), da_[cur].data(), n_ * outp / lanes);
+      if (i == 0) break;
+      const int64_t inp = pw_.width_pad[i - 1];
+      const Acc* d = da_[cur].data();
+      // dW_i += A_{i-1}^T dZ_i; db_i += sum dZ_i; dA_{i-1} = dZ_i W_i^T.
+      Gemm<Acc>(pw_.width[i - 1], n_, acts_[i - 1].data(), 1, inp, d, outp / lanes,
+                acc->dw[i].data(), outp / lanes, outp / lanes);
+      for (int64_t s = 0; s < n_; ++s) Axpy(Acc(1), d + s * outp, acc->db[i].data(), outp);
+      Acc* prev = da_[1 - cur].data();
+      for (int64_t x = 0; x < n_ * inp; ++x) prev[x] = 0;
+      Gemm<Acc>(n_, pw_.width[i], d, outp, 1, pw_.wt[i].data(), inp / lanes, prev, inp / lanes,
+                inp / lanes);
+      cur = 1 - cur;
+    }
+    dz = da_[cur].data();
+  }
+  // Layer 0: dc = sum dZ; dM = Kv^T dZ; dKv = dZ M^T.
+  if (dc_.size() != static_cast<size_t>(w0)) dc_.assign(w0, 0);
+  if (dm_.size() != static_cast<size_t>(e * w0)) dm_.assign(e * w0, 0);
+  if (mt_.size() != static_cast<size_t>(w0 * ep)) mt_.assign(w0 * ep, 0);
+  if (dkv_.size() < static_cast<size_t>(t_max * ep)) dkv_.assign(t_max * ep, 0);
+  std::fill(dc_.begin(), dc_.end(), Acc(0));
+  std::fill(dm_.begin(), dm_.end(), Acc(0));
+  for (int64_t s = 0; s < n_; ++s) Axpy(Acc(1), dz + s * w0, dc_.data(), w0);
+  Gemm<Acc>(e, n_, kv_.data(), 1, ep, dz, w0 / lanes, dm_.data(), w0 / lanes, w0 / lanes);
+  for (int64_t r = 0; r < e; ++r) {
+    for (int64_t j = 0; j < pw_.width[0]; ++j) mt_[j * ep + r] = m_[r * w0 + j];
+  }
+  std::fill(dkv_.begin(), dkv_.begin() + n_ * ep, Acc(0));
+  Gemm<Acc>(n_, pw_.width[0], dz, w0, 1, mt_.data(), ep / lanes, dkv_.data(), ep / lanes,
+            ep / lanes);
+  for (int64_t s = 0; s < n_; ++s) {
+    Acc* gk = grad_keys + steps_[s] * e;
+    const Acc* d = dkv_.data() + s * ep;
+    for (int64_t i = 0; i < e; ++i) gk[i] += d[i];
+  }
+  // dq = rowsum(dM * P) + Q dc; the shard sums of layer 0.
+  for (int64_t r = 0; r < e; ++r) {
+    const Acc* dmr = dm_.data() + r * w0;
+    grad_query[r] = Dot(dmr, pw_.p0.data() + r * w0, w0) + Dot(pw_.q0.data() + r * w0,
+                                                                 dc_.data(), w0);
+    Axpy(Acc(1), dmr, acc->sum_m.data() + r * w0, w0);
+    Axpy(q_[r], dmr, acc->sum_qm.data() + r * w0, w0);
+    Axpy(q_[r], dc_.data(), acc->sum_qc.data() + r * w0, w0);
+  }
+  Axpy(Acc(1), dc_.data(), acc->sum_c.data(), w0);
+}
+
+// Shard s of kShards covers batch rows [ShardBegin(s), ShardBegin(s + 1)).
+int64_t ShardBegin(int64_t batch, int64_t shards, int64_t s) { return batch * s / shards; }
+
+template <typename Index>
+int64_t RowCost(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
+  int64_t per_step = spec.depth * 4;
+  for (int i = 0; i < spec.num_layers(); ++i) per_step += spec.layer_in(i) * spec.layer_out(i);
+  return std::max<int64_t>(1, rows.max_time * per_step / 2);
+}
+
+template <typename Acc>
+void WriteWeightGrads(const PackedWeights<Acc>& pw, const GradAccumulators<Acc>& total,
+                      const AttentionWeightGrads<Acc>& out) {
+  const int64_t e = pw.depth, m0 = pw.width[0], m0p = pw.width_pad[0];
+  Acc* k0 = out.kernels[0];
+  for (int64_t r = 0; r < e; ++r) {
+    for (int64_t j = 0; j < m0; ++j) {
+      const Acc sm = total.sum_m[r * m0p + j], sqc = total.sum_qc[r * m0p + j];
+      k0[r * m0 + j] = sqc;
+      k0[(e + r) * m0 + j] = sm;
+      k0[(2 * e + r) * m0 + j] = sqc - sm;
+      k0[(3 * e + r) * m0 + j] = total.sum_qm[r * m0p + j];
+    }
+  }
+  for (int64_t j = 0; j < m0; ++j) out.biases[0][j] = total.sum_c[j];
+  for (int i = 1; i < pw.hidden; ++i) {
+    const int64_t in = pw.width[i - 1], out_w = pw.width[i], outp = pw.width_pad[i];
+    for (int64_t r = 0; r < in; ++r) {
+      for (int64_t j = 0; j < out_w; ++j) out.kernels[i][r * out_w + j] = total.dw[i][r * outp + j];
+    }
+    for (int64_t j = 0; j < out_w; ++j) out.biases[i][j] = total.db[i][j];
+  }
+  if (pw.hidden > 0) {
+    for (int64_t j = 0; j < pw.width[pw.hidden - 1]; ++j) {
+      out.kernels[pw.hidden][j] = total.dwf[j];
+    }
+    out.biases[pw.hidden][0] = total.dbf;
+  }
+}
+
+template <typename Acc>
+void AddInto(const std::vector<Acc>& from, std::vector<Acc>* to) {
+  for (size_t i = 0; i < from.size(); ++i) (*to)[i] += from[i];
+}
+
+}  // namespace
+
+Status ParseAttentionActivation(const std::string& name, AttentionActivation* activation) {
+  if (name == "sigmoid") {
+    *activation = AttentionActivation::kSigmoid;
+  } else if (name == "relu") {
+    *activation = AttentionActivation::kRelu;
+  } else if (name == "tanh") {
+    *activation = AttentionActivation::kTanh;
+  } else if (name == "linear") {
+    *activation = AttentionActivation::kLinear;
+  } else {
+    return Status::InvalidArgument(
+        "activation must be one of 'sigmoid', 'relu', 'tanh', 'linear', got '" + name + "'");
+  }
+  return Status::Ok();
+}
+
+template <typename Index>
+Status ValidateAttentionPool(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
+  if (rows.layout == RowLayout::kRagged) {
+    return Status::InvalidArgument("attention pooling takes lengths or a mask, not row_splits");
+  }
+  if (rows.batch < 0 || rows.max_time < 0 || spec.depth < 0) {
+    return Status::InvalidArgument("attention pooling sizes must be non-negative");
+  }
+  if (static_cast<int>(spec.units.size()) > kMaxAttentionHiddenLayers) {
+    return Status::InvalidArgument("att_hidden_units has " + std::to_string(spec.units.size()) +
+                                   " layers; at most " +
+                                   std::to_string(kMaxAttentionHiddenLayers) + " are supported");
+  }
+  for (int64_t u : spec.units) {
+    if (u < 1) {
+      return Status::InvalidArgument("att_hidden_units must be positive, got " +
+                                     std::to_string(u));
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename T, typename Index>
+Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
+                               const T* query, const T* keys, const AttentionWeights<T>& weights,
+                               T* output, const ParallelFor& parallel_for) {
+  Status status = ValidateAttentionPool(spec, rows);
+  if (!status.ok() || rows.batch == 0) return status;
+  const int64_t width = AttentionPoolOutputWidth(spec, rows);
+  if (rows.max_time == 0) {  // No key: the scores are [B, 0], the pooled sum 0.
+    for (int64_t i = 0; i < rows.batch * width; ++i) output[i] = T(0);
+    return Status::Ok();
+  }
+  const PackedWeights<T> pw = Pack(spec, weights);
+  const int64_t shards = std::min(rows.batch, kShards);
+  const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
+  parallel_for(shards, rows_per_shard * RowCost(spec, rows), [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      RowWorker<T, Index> worker(spec, rows, pw, query, keys);
+      for (int64_t b = ShardBegin(rows.batch, shards, s); b < ShardBegin(rows.batch, shards, s + 1);
+           ++b) {
+        worker.Forward(b, output + b * width);
+      }
+    }
+  });
+  return Status::Ok();
+}
+
+template <typename T, typename Index>
+Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
+                                const T* query, const T* keys, const AttentionWeights<T>& weights,
+                                const T* grad_output, T* grad_query, T* grad_keys,
+                                const AttentionWeightGrads<T>& weight_grads,
+                                const ParallelFor& parallel_for) {
+  Status status = ValidateAttentionPool(spec, rows);
+  if (!status.ok()) return status;
+  const PackedWeights<T> pw = Pack(spec, weights);
+  const int64_t width = AttentionPoolOutputWidth(spec, rows);
+  const int64_t shards = std::max<int64_t>(1, std::min(rows.batch, kShards));
+  std::vector<GradAccumulators<T>> accs(shards, GradAccumulators<T>(pw));
+  const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
+  if (rows.batch > 0) {
+    parallel_for(shards, rows_per_shard * 3 * RowCost(spec, rows),
+                 [&](int64_t begin, int64_t end) {
+      for (int64_t s = begin; s < end; ++s) {
+        RowWorker<T, Index> worker(spec, rows, pw, query, keys);
+        for (int64_t b = ShardBegin(rows.batch, shards, s);
+             b < ShardBegin(rows.batch, shards, s + 1); ++b) {
+          worker.Backward(b, grad_output + b * width, grad_query + b * spec.depth,
+                          grad_keys + b * rows.max_time * spec.depth, &accs[s]);
+        }
+      }
+    });
+  }
+  GradAccumulators<T>& total = accs[0];
+  for (int64_t s = 1; s < shards; ++s) {
+    AddInto(accs[s].sum_m, &total.sum_m);
+    AddInto(accs[s].sum_qm, &total.sum_qm);
+    AddInto(accs[s].sum_qc, &total.sum_qc);
+    AddInto(accs[s].sum_c, &total.sum_c);
+    for (int i = 1; i < pw.hidden; ++i) {
+      AddInto(accs[s].dw[i], &total.dw[i]);
+      AddInto(accs[s].db[i], &total.db[i]);
+    }
+    AddInto(accs[s].dwf, &total.dwf);
+    total.dbf += accs[s].dbf;
+  }
+  WriteWeightGrads(pw, total, weight_grads);
+  return Status::Ok();
+}
+
+template Status ValidateAttentionPool<int32_t>(const AttentionPoolSpec&,
+                                               const PoolRows<int32_t>&);
+template Status ValidateAttentionPool<int64_t>(const AttentionPoolSpec&,
+                                               const PoolRows<int64_t>&);
+#define DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(T, Index)                              \
+  template Status AttentionPoolForwardCpu<T, Index>(                                       \
+      const AttentionPoolSpec&, const PoolRows<Index>&, const T*, const T*,                \
+      const AttentionWeights<T>&, T*, const ParallelFor&);                                 \
+  template Status AttentionPoolBackwardCpu<T, Index>(                                      \
+      const AttentionPoolSpec&, const PoolRows<Index>&, const T*, const T*,                \
+      const AttentionWeights<T>&, const T*, T*, T*, const AttentionWeightGrads<T>&,        \
+      const ParallelFor&);
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(float, int32_t)
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(float, int64_t)
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(double, int32_t)
+DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(double, int64_t)
+#undef DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU
+
+}  // namespace kernels
+}  // namespace deepctr_ops
