@@ -139,7 +139,7 @@ def attention_pool(query, keys, kernels: Sequence, biases: Sequence, lengths=Non
             return _attention_pool_op(query, keys, kernels, biases, lengths, mask, fused,
                                       weight_normalization, return_score)
         activations = activation if isinstance(activation, list) else (
-            [_activation_fn(activation)] * (len(kernels) - 1))
+            [activation_function(activation)] * (len(kernels) - 1))
         valid = _valid_steps(lengths, mask, tf.shape(keys)[1])
         return attention_pool_twin(query, keys, valid, kernels, biases, activations,
                                    weight_normalization, return_score)
@@ -162,7 +162,8 @@ def _attention_pool_op(query, keys, kernels, biases, lengths, mask, activation,
     return tf.cast(out, dtype) if dtype in _HALF_DTYPES else out
 
 
-def _activation_fn(activation) -> Callable:
+def activation_function(activation) -> Callable:
+    """A Keras activation name (None: linear) or callable as a function."""
     if activation is None or activation == "linear":
         return tf.identity
     if isinstance(activation, str):
