@@ -505,28 +505,6 @@ Status ParseAttentionActivation(const std::string& name, AttentionActivation* ac
   return Status::Ok();
 }
 
-template <typename Index>
-Status ValidateAttentionPool(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
-  if (rows.layout == RowLayout::kRagged) {
-    return Status::InvalidArgument("attention pooling takes lengths or a mask, not row_splits");
-  }
-  if (rows.batch < 0 || rows.max_time < 0 || spec.depth < 0) {
-    return Status::InvalidArgument("attention pooling sizes must be non-negative");
-  }
-  if (static_cast<int>(spec.units.size()) > kMaxAttentionHiddenLayers) {
-    return Status::InvalidArgument("att_hidden_units has " + std::to_string(spec.units.size()) +
-                                   " layers; at most " +
-                                   std::to_string(kMaxAttentionHiddenLayers) + " are supported");
-  }
-  for (int64_t u : spec.units) {
-    if (u < 1) {
-      return Status::InvalidArgument("att_hidden_units must be positive, got " +
-                                     std::to_string(u));
-    }
-  }
-  return Status::Ok();
-}
-
 template <typename T, typename Index>
 Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                const T* query, const T* keys, const AttentionWeights<T>& weights,
@@ -596,10 +574,6 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
   return Status::Ok();
 }
 
-template Status ValidateAttentionPool<int32_t>(const AttentionPoolSpec&,
-                                               const PoolRows<int32_t>&);
-template Status ValidateAttentionPool<int64_t>(const AttentionPoolSpec&,
-                                               const PoolRows<int64_t>&);
 #define DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(T, Index)                              \
   template Status AttentionPoolForwardCpu<T, Index>(                                       \
       const AttentionPoolSpec&, const PoolRows<Index>&, const T*, const T*,                \

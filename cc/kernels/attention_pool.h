@@ -79,8 +79,29 @@ struct AttentionWeightGrads {
 };
 
 // Rejects negative sizes, units < 1, too many layers and the ragged layout.
+// Inline: the CPU and CUDA libraries both use it.
 template <typename Index>
-Status ValidateAttentionPool(const AttentionPoolSpec& spec, const PoolRows<Index>& rows);
+inline Status ValidateAttentionPool(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
+  if (rows.layout == RowLayout::kRagged) {
+    return Status::InvalidArgument("attention pooling takes lengths or a mask, not row_splits");
+  }
+  if (rows.batch < 0 || rows.max_time < 0 || spec.depth < 0) {
+    return Status::InvalidArgument("attention pooling sizes must be non-negative");
+  }
+  if (static_cast<int>(spec.units.size()) > kMaxAttentionHiddenLayers) {
+    return Status::InvalidArgument("att_hidden_units has " + std::to_string(spec.units.size()) +
+                                   " layers; at most " +
+                                   std::to_string(kMaxAttentionHiddenLayers) + " are supported");
+  }
+  for (int64_t u : spec.units) {
+    if (u < 1) {
+      return Status::InvalidArgument("att_hidden_units must be positive, got " +
+                                     std::to_string(u));
+    }
+  }
+  return Status::Ok();
+}
+
 
 // Output elements per batch row: T with return_score, else E.
 template <typename Index>

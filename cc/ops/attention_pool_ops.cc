@@ -14,44 +14,69 @@ using ::tensorflow::shape_inference::ShapeHandle;
 
 constexpr int kQuery = 0, kKeys = 1, kRows = 2, kKernels = 3;
 
+// c->Merge / WithRank / WithValue with an error that names the argument.
+absl::Status Named(absl::Status status, const std::string& message) {
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(message + " (" + std::string(status.message()) + ")");
+}
+
+std::string KernelName(int i, int n) {
+  return i + 1 < n ? "kernel" + std::to_string(i) : "kernel (the final score layer)";
+}
+
+std::string BiasName(int i, int n) {
+  return i + 1 < n ? "bias" + std::to_string(i) : "bias (the final score layer)";
+}
+
 // Merges query [B, 1, E], keys [B, T, E], the rows input (lengths [B] or
 // [B, 1]; mask [B, T]) and the kernel/bias chain; sets B, T, E.
 absl::Status MergeInputs(InferenceContext* c, DimensionHandle* batch, DimensionHandle* time,
                          DimensionHandle* depth) {
   ShapeHandle query, keys;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(kQuery), 3, &query));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(kKeys), 3, &keys));
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(kQuery), 3, &query),
+                           "query must be rank 3 [batch, 1, embedding]"));
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(kKeys), 3, &keys),
+                           "keys must be rank 3 [batch, T, embedding]"));
   DimensionHandle one;
-  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(query, 1), 1, &one));
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(query, 0), c->Dim(keys, 0), batch));
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(query, 2), c->Dim(keys, 2), depth));
+  TF_RETURN_IF_ERROR(Named(c->WithValue(c->Dim(query, 1), 1, &one),
+                           "query must have shape [batch, 1, embedding] (T = 1)"));
+  TF_RETURN_IF_ERROR(Named(c->Merge(c->Dim(query, 0), c->Dim(keys, 0), batch),
+                           "query and keys must have the same batch size"));
+  TF_RETURN_IF_ERROR(Named(c->Merge(c->Dim(query, 2), c->Dim(keys, 2), depth),
+                           "query and keys must have the same embedding size E"));
   *time = c->Dim(keys, 1);
   ShapeHandle rows = c->input(kRows);
   tensorflow::DataType rows_type;
   TF_RETURN_IF_ERROR(c->GetAttr("Trows", &rows_type));
   if (rows_type == tensorflow::DT_BOOL) {
-    TF_RETURN_IF_ERROR(c->WithRank(rows, 2, &rows));
-    TF_RETURN_IF_ERROR(c->Merge(*batch, c->Dim(rows, 0), batch));
-    TF_RETURN_IF_ERROR(c->Merge(*time, c->Dim(rows, 1), time));
+    const std::string message = "mask must have shape [batch, T] matching keys";
+    TF_RETURN_IF_ERROR(Named(c->WithRank(rows, 2, &rows), message));
+    TF_RETURN_IF_ERROR(Named(c->Merge(*batch, c->Dim(rows, 0), batch), message));
+    TF_RETURN_IF_ERROR(Named(c->Merge(*time, c->Dim(rows, 1), time), message));
   } else if (c->RankKnown(rows)) {
+    const std::string message = "lengths must have shape [batch] or [batch, 1] matching keys";
     const int rank = c->Rank(rows);
     if (rank != 1 && rank != 2) {
-      return absl::InvalidArgumentError(
-          "lengths must have shape [batch] or [batch, 1], got " + c->DebugString(rows));
+      return absl::InvalidArgumentError(message + ", got " + c->DebugString(rows));
     }
-    if (rank == 2) TF_RETURN_IF_ERROR(c->WithValue(c->Dim(rows, 1), 1, &one));
-    TF_RETURN_IF_ERROR(c->Merge(*batch, c->Dim(rows, 0), batch));
+    if (rank == 2) TF_RETURN_IF_ERROR(Named(c->WithValue(c->Dim(rows, 1), 1, &one), message));
+    TF_RETURN_IF_ERROR(Named(c->Merge(*batch, c->Dim(rows, 0), batch), message));
   }
   int n = 0;
   TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
   DimensionHandle in;
   TF_RETURN_IF_ERROR(c->Multiply(*depth, 4, &in));
   for (int i = 0; i < n; ++i) {
+    const std::string kname = KernelName(i, n), bname = BiasName(i, n);
     ShapeHandle kernel, bias;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(kKernels + i), 2, &kernel));
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(kKernels + n + i), 1, &bias));
+    TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(kKernels + i), 2, &kernel),
+                             kname + " must be rank 2"));
+    TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(kKernels + n + i), 1, &bias),
+                             bname + " must be rank 1"));
     DimensionHandle merged;
-    TF_RETURN_IF_ERROR(c->Merge(in, c->Dim(kernel, 0), &merged));
+    TF_RETURN_IF_ERROR(Named(c->Merge(in, c->Dim(kernel, 0), &merged),
+                             kname + ".shape[0] must chain: 4 * E for kernel0, else the "
+                             "previous layer's units"));
     if (i == 0 && c->ValueKnown(merged) && !c->ValueKnown(*depth)) {
       // kernel0 is [4E, h1]: it fixes E when the inputs do not.
       if (c->Value(merged) % 4 != 0) {
@@ -61,10 +86,12 @@ absl::Status MergeInputs(InferenceContext* c, DimensionHandle* batch, DimensionH
       DimensionHandle e = c->MakeDim(c->Value(merged) / 4);
       TF_RETURN_IF_ERROR(c->Merge(*depth, e, depth));
     }
-    TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 1), c->Dim(bias, 0), &in));
+    TF_RETURN_IF_ERROR(Named(c->Merge(c->Dim(kernel, 1), c->Dim(bias, 0), &in),
+                             bname + " must have shape [" + kname + ".shape[1]]"));
   }
   DimensionHandle last;
-  TF_RETURN_IF_ERROR(c->WithValue(in, 1, &last));
+  TF_RETURN_IF_ERROR(Named(c->WithValue(in, 1, &last),
+                           KernelName(n - 1, n) + " must have shape [units, 1]"));
   return absl::OkStatus();
 }
 
