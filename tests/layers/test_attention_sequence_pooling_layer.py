@@ -179,6 +179,7 @@ def test_din_style_model_trains_saves_and_reloads(rng, tmp_path):
     assert all(changed)
     expected = model.predict([hist, item], verbose=0)
     for fmt in save_formats():
+        (tmp_path / fmt).mkdir()
         loaded = save_and_load(model, fmt, tmp_path / fmt)
         np.testing.assert_allclose(loaded.predict([hist, item], verbose=0), expected,
                                    rtol=1e-5, atol=1e-6)
