@@ -125,7 +125,7 @@ struct GradAccumulators {
 };
 
 template <typename Acc>
-Acc Dot(const Acc* x, const Acc* y, int64_t padded) {
+DCTR_ALWAYS_INLINE Acc Dot(const Acc* x, const Acc* y, int64_t padded) {
   using V = typename Simd<Acc>::V;
   const V* xv = reinterpret_cast<const V*>(x);
   const V* yv = reinterpret_cast<const V*>(y);
@@ -136,7 +136,7 @@ Acc Dot(const Acc* x, const Acc* y, int64_t padded) {
 
 // y[0:padded] += s * x[0:padded].
 template <typename Acc>
-void Axpy(Acc s, const Acc* x, Acc* y, int64_t padded) {
+DCTR_ALWAYS_INLINE void Axpy(Acc s, const Acc* x, Acc* y, int64_t padded) {
   using V = typename Simd<Acc>::V;
   const V* xv = reinterpret_cast<const V*>(x);
   V* yv = reinterpret_cast<V*>(y);
@@ -166,22 +166,23 @@ class RowWorker {
   }
 
   // Forward of batch row b into out (width T or E).
-  void Forward(int64_t b, Acc* out) {
+  DCTR_ALWAYS_INLINE void Forward(int64_t b, Acc* out) {
     Score(b);
     Pool(b, out);
   }
 
   // Backward of batch row b: writes grad_query[b], grad_keys[b] and adds to acc.
-  void Backward(int64_t b, const Acc* grad, Acc* grad_query, Acc* grad_keys,
-                GradAccumulators<Acc>* acc);
+  DCTR_ALWAYS_INLINE void Backward(int64_t b, const Acc* grad, Acc* grad_query,
+                                   Acc* grad_keys, GradAccumulators<Acc>* acc);
 
  private:
   // Gathers the valid steps, folds layer 0 for this row, runs the MLP: scores
   // score_[0..n) of steps steps_[0..n).
-  void Score(int64_t b);
+  DCTR_ALWAYS_INLINE void Score(int64_t b);
   // Weights of the row's steps and of each padded step (softmax), see header.
-  void Weights(Acc* valid_weight, Acc* padded_weight, Acc* inverse_sum) const;
-  void Pool(int64_t b, Acc* out);
+  DCTR_ALWAYS_INLINE void Weights(Acc* valid_weight, Acc* padded_weight,
+                                  Acc* inverse_sum) const;
+  DCTR_ALWAYS_INLINE void Pool(int64_t b, Acc* out);
 
   const Acc* Key(int64_t b, int64_t t) const {
     return keys_ + (b * rows_.max_time + t) * pw_.depth;
@@ -202,7 +203,7 @@ class RowWorker {
 };
 
 template <typename Acc, typename Index>
-void RowWorker<Acc, Index>::Score(int64_t b) {
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b) {
   const RowPlan plan = PlanRow(rows_, b);
   n_ = 0;
   for (int64_t t = 0; t < plan.extent; ++t) {
@@ -255,7 +256,7 @@ void RowWorker<Acc, Index>::Score(int64_t b) {
 // weight of every padded step (0 unless normalizing a row whose padding
 // survives the softmax: one without a valid step, or with huge negative scores).
 template <typename Acc, typename Index>
-void RowWorker<Acc, Index>::Weights(Acc* valid_weight, Acc* padded_weight,
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Weights(Acc* valid_weight, Acc* padded_weight,
                                     Acc* inverse_sum) const {
   *padded_weight = 0;
   *inverse_sum = 1;
@@ -281,7 +282,7 @@ void RowWorker<Acc, Index>::Weights(Acc* valid_weight, Acc* padded_weight,
 }
 
 template <typename Acc, typename Index>
-void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
   const int64_t t_max = rows_.max_time, e = pw_.depth;
   if (weight_.size() < static_cast<size_t>(t_max)) weight_.assign(t_max, 0);
   Acc padded_weight, inv;
@@ -312,7 +313,7 @@ void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
 }
 
 template <typename Acc, typename Index>
-void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad, Acc* grad_query,
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad, Acc* grad_query,
                                      Acc* grad_keys, GradAccumulators<Acc>* acc) {
   const int64_t t_max = rows_.max_time, e = pw_.depth, ep = pw_.depth_pad;
   const int64_t lanes = Simd<Acc>::kLanes;
@@ -442,8 +443,72 @@ void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad, Acc* grad_query
   Axpy(Acc(1), dc_.data(), acc->sum_c.data(), w0);
 }
 
-// Shard s of kShards covers batch rows [ShardBegin(s), ShardBegin(s + 1)).
-int64_t ShardBegin(int64_t batch, int64_t shards, int64_t s) { return batch * s / shards; }
+// The rows of shards [begin, end); every per-row helper is inlined here, so
+// the AVX-512 copy below compiles all of it for AVX-512 and FMA.
+template <typename T, typename Index>
+DCTR_ALWAYS_INLINE void ForwardShards(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
+                                      const PackedWeights<T>& pw, const T* query, const T* keys,
+                                      T* output, int64_t shards, int64_t begin, int64_t end) {
+  const int64_t width = AttentionPoolOutputWidth(spec, rows);
+  for (int64_t s = begin; s < end; ++s) {
+    RowWorker<T, Index> worker(spec, rows, pw, query, keys);
+    for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
+      worker.Forward(b, output + b * width);
+    }
+  }
+}
+
+template <typename T, typename Index>
+DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
+                                       const PoolRows<Index>& rows, const PackedWeights<T>& pw,
+                                       const T* query, const T* keys, const T* grad_output,
+                                       T* grad_query, T* grad_keys,
+                                       std::vector<GradAccumulators<T>>* accs, int64_t shards,
+                                       int64_t begin, int64_t end) {
+  const int64_t width = AttentionPoolOutputWidth(spec, rows);
+  for (int64_t s = begin; s < end; ++s) {
+    RowWorker<T, Index> worker(spec, rows, pw, query, keys);
+    for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
+      worker.Backward(b, grad_output + b * width, grad_query + b * spec.depth,
+                      grad_keys + b * rows.max_time * spec.depth, &(*accs)[s]);
+    }
+  }
+}
+
+template <typename T, typename Index>
+void ForwardShardsBaseline(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
+                           const PackedWeights<T>& pw, const T* query, const T* keys, T* output,
+                           int64_t shards, int64_t begin, int64_t end) {
+  ForwardShards(spec, rows, pw, query, keys, output, shards, begin, end);
+}
+
+template <typename T, typename Index>
+void BackwardShardsBaseline(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
+                            const PackedWeights<T>& pw, const T* query, const T* keys,
+                            const T* grad_output, T* grad_query, T* grad_keys,
+                            std::vector<GradAccumulators<T>>* accs, int64_t shards,
+                            int64_t begin, int64_t end) {
+  BackwardShards(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys, accs, shards,
+                 begin, end);
+}
+
+#if DEEPCTR_OPS_ATTENTION_AVX512
+template <typename T, typename Index>
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) void ForwardShardsAvx512(
+    const AttentionPoolSpec& spec, const PoolRows<Index>& rows, const PackedWeights<T>& pw,
+    const T* query, const T* keys, T* output, int64_t shards, int64_t begin, int64_t end) {
+  ForwardShards(spec, rows, pw, query, keys, output, shards, begin, end);
+}
+
+template <typename T, typename Index>
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) void BackwardShardsAvx512(
+    const AttentionPoolSpec& spec, const PoolRows<Index>& rows, const PackedWeights<T>& pw,
+    const T* query, const T* keys, const T* grad_output, T* grad_query, T* grad_keys,
+    std::vector<GradAccumulators<T>>* accs, int64_t shards, int64_t begin, int64_t end) {
+  BackwardShards(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys, accs, shards,
+                 begin, end);
+}
+#endif
 
 template <typename Index>
 int64_t RowCost(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
@@ -520,13 +585,13 @@ Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Ind
   const int64_t shards = std::min(rows.batch, kShards);
   const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
   parallel_for(shards, rows_per_shard * RowCost(spec, rows), [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
-      RowWorker<T, Index> worker(spec, rows, pw, query, keys);
-      for (int64_t b = ShardBegin(rows.batch, shards, s); b < ShardBegin(rows.batch, shards, s + 1);
-           ++b) {
-        worker.Forward(b, output + b * width);
-      }
+#if DEEPCTR_OPS_ATTENTION_AVX512
+    if (CpuHasAvx512()) {
+      ForwardShardsAvx512(spec, rows, pw, query, keys, output, shards, begin, end);
+      return;
     }
+#endif
+    ForwardShardsBaseline(spec, rows, pw, query, keys, output, shards, begin, end);
   });
   return Status::Ok();
 }
@@ -547,14 +612,15 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
   if (rows.batch > 0) {
     parallel_for(shards, rows_per_shard * 3 * RowCost(spec, rows),
                  [&](int64_t begin, int64_t end) {
-      for (int64_t s = begin; s < end; ++s) {
-        RowWorker<T, Index> worker(spec, rows, pw, query, keys);
-        for (int64_t b = ShardBegin(rows.batch, shards, s);
-             b < ShardBegin(rows.batch, shards, s + 1); ++b) {
-          worker.Backward(b, grad_output + b * width, grad_query + b * spec.depth,
-                          grad_keys + b * rows.max_time * spec.depth, &accs[s]);
-        }
+#if DEEPCTR_OPS_ATTENTION_AVX512
+      if (CpuHasAvx512()) {
+        BackwardShardsAvx512(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys,
+                             &accs, shards, begin, end);
+        return;
       }
+#endif
+      BackwardShardsBaseline(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys,
+                             &accs, shards, begin, end);
     });
   }
   GradAccumulators<T>& total = accs[0];

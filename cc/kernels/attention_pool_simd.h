@@ -15,6 +15,11 @@
 // 64-byte vectors passed by value between inlined helpers: no ABI concern.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+// Helpers that take or return 64-byte vectors, or that must be compiled into
+// their AVX-512 callers, are always inlined: a call between code compiled for
+// different ISAs passes such vectors differently.
+#define DCTR_ALWAYS_INLINE __attribute__((always_inline)) inline
+
 namespace deepctr_ops {
 namespace kernels {
 namespace {
