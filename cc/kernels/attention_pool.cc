@@ -35,6 +35,12 @@ struct PackedWeights {
   // Layer 0 split by the blocks of u = [q, k, q - k, q * k]: A = W_k - W_d,
   // P = W_p, Q = W_q + W_d, each [E, width_pad[0]]; b0 [width_pad[0]].
   std::vector<Acc> a0, p0, q0, b0;
+  // A and P transposed, [width_pad[0], E padded]: per row M^T = A^T + P^T diag(q).
+  std::vector<Acc> a0t, p0t;
+  // Saved activations of one step: layer i (i < max(H, 1)) at offset[i]; slot
+  // elements per step (AttentionPoolActivationsSize).
+  std::vector<int64_t> offset;
+  int64_t slot = 0;
   // Hidden layers 1..H-1: w[i] [width_pad[i-1], width_pad[i]], wt[i] its
   // transpose, b[i] [width_pad[i]].
   std::vector<std::vector<Acc>> w, wt, b;
@@ -59,6 +65,12 @@ PackedWeights<Acc> Pack(const AttentionPoolSpec& spec, const AttentionWeights<Ac
   pw.p0.assign(e * m0p, 0);
   pw.q0.assign(e * m0p, 0);
   pw.b0.assign(m0p, 0);
+  pw.a0t.assign(m0p * pw.depth_pad, 0);
+  pw.p0t.assign(m0p * pw.depth_pad, 0);
+  for (int i = 0; i < std::max(pw.hidden, 1); ++i) {
+    pw.offset.push_back(pw.slot);
+    pw.slot += pw.width_pad[i];
+  }
   const Acc* k0 = weights.kernels[0];
   for (int64_t r = 0; r < e; ++r) {
     for (int64_t j = 0; j < m0; ++j) {
@@ -67,6 +79,8 @@ PackedWeights<Acc> Pack(const AttentionPoolSpec& spec, const AttentionWeights<Ac
       pw.a0[r * m0p + j] = wk - wd;
       pw.p0[r * m0p + j] = wp;
       pw.q0[r * m0p + j] = wq + wd;
+      pw.a0t[j * pw.depth_pad + r] = wk - wd;
+      pw.p0t[j * pw.depth_pad + r] = wp;
     }
   }
   for (int64_t j = 0; j < m0; ++j) pw.b0[j] = weights.biases[0][j];
@@ -156,8 +170,7 @@ class RowWorker {
     for (int64_t w : pw.width_pad) widest = std::max(widest, w);
     steps_.resize(t);
     kv_.assign(t * ep, 0);
-    acts_.resize(std::max(pw.hidden, 1));
-    for (size_t i = 0; i < acts_.size(); ++i) acts_[i].assign(t * pw.width_pad[i], 0);
+    own_acts_.assign(t * pw.slot, 0);
     score_.assign(t, 0);
     m_.assign(pw.depth * w0, 0);
     c_.assign(w0, 0);
@@ -165,20 +178,29 @@ class RowWorker {
     widest_ = widest;
   }
 
-  // Forward of batch row b into out (width T or E).
-  DCTR_ALWAYS_INLINE void Forward(int64_t b, Acc* out) {
-    Score(b);
+  // Forward of batch row b into out (width T or E). With `activations` (the
+  // row's T slots), the valid steps' activations are saved there too.
+  DCTR_ALWAYS_INLINE void Forward(int64_t b, Acc* out, Acc* activations) {
+    Score(b, activations);
     Pool(b, out);
   }
 
-  // Backward of batch row b: writes grad_query[b], grad_keys[b] and adds to acc.
+  // Backward of batch row b: writes grad_query[b], grad_keys[b] and adds to
+  // acc. `activations`: the forward's saved ones for the row, or null
+  // (recomputed).
   DCTR_ALWAYS_INLINE void Backward(int64_t b, const Acc* grad, Acc* grad_query,
-                                   Acc* grad_keys, GradAccumulators<Acc>* acc);
+                                   Acc* grad_keys, GradAccumulators<Acc>* acc,
+                                   const Acc* activations);
 
  private:
-  // Gathers the valid steps, folds layer 0 for this row, runs the MLP: scores
-  // score_[0..n) of steps steps_[0..n).
-  DCTR_ALWAYS_INLINE void Score(int64_t b);
+  // The valid steps of row b, its query, and its keys as an [n, E padded]
+  // block (in place for a prefix layout when E is whole vectors).
+  DCTR_ALWAYS_INLINE void Gather(int64_t b);
+  // Gather, fold layer 0 for this row, run the MLP into `activations` (or
+  // scratch): scores score_[0..n) of steps steps_[0..n).
+  DCTR_ALWAYS_INLINE void Score(int64_t b, Acc* activations);
+  // Gather, and the scores from saved activations.
+  DCTR_ALWAYS_INLINE void Restore(int64_t b, const Acc* activations);
   // Weights of the row's steps and of each padded step (softmax), see header.
   DCTR_ALWAYS_INLINE void Weights(Acc* valid_weight, Acc* padded_weight,
                                   Acc* inverse_sum) const;
@@ -196,14 +218,15 @@ class RowWorker {
   int64_t n_ = 0;  // Valid steps of the current row.
   int64_t widest_ = 0;
   std::vector<int64_t> steps_;
-  std::vector<Acc> kv_, score_, m_, c_, q_;
-  std::vector<std::vector<Acc>> acts_;
+  std::vector<Acc> kv_, score_, m_, c_, q_, own_acts_;
+  const Acc* keys_block_ = nullptr;  // [n, E padded]: kv_, or the row's keys.
+  Acc* acts_ = nullptr;              // The row's activation slots (pw_.slot apart).
   // Backward scratch.
   std::vector<Acc> weight_, dscore_, da_[2], dkv_, mt_, dm_, dc_;
 };
 
 template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b) {
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Gather(int64_t b) {
   const RowPlan plan = PlanRow(rows_, b);
   n_ = 0;
   for (int64_t t = 0; t < plan.extent; ++t) {
@@ -211,14 +234,45 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b) {
   }
   if (n_ == 0) return;
   const int64_t e = pw_.depth, ep = pw_.depth_pad;
-  const int64_t w0 = pw_.width_pad[0];
   const Acc* q = query_ + b * e;
   for (int64_t i = 0; i < e; ++i) q_[i] = q[i];
+  if (plan.mask == nullptr && e == ep) {  // Valid steps 0..n-1, rows already whole vectors.
+    keys_block_ = Key(b, 0);
+    return;
+  }
   for (int64_t s = 0; s < n_; ++s) {
     const Acc* k = Key(b, steps_[s]);
     Acc* row = kv_.data() + s * ep;
     for (int64_t i = 0; i < e; ++i) row[i] = k[i];
   }
+  keys_block_ = kv_.data();
+}
+
+template <typename Acc, typename Index>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Restore(int64_t b, const Acc* activations) {
+  Gather(b);
+  acts_ = const_cast<Acc*>(activations);  // Only read on this path.
+  const int64_t stride = pw_.slot;
+  if (pw_.hidden == 0) {
+    for (int64_t s = 0; s < n_; ++s) score_[s] = acts_[s * stride];
+    return;
+  }
+  const int64_t lastp = pw_.width_pad[pw_.hidden - 1];
+  const Acc* last = acts_ + pw_.offset[pw_.hidden - 1];
+  for (int64_t s = 0; s < n_; ++s) {
+    score_[s] = Dot(last + s * stride, pw_.wf.data(), lastp) + pw_.bf;
+  }
+}
+
+template <typename Acc, typename Index>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b, Acc* activations) {
+  Gather(b);
+  acts_ = activations != nullptr ? activations : own_acts_.data();
+  if (n_ == 0) return;
+  const int64_t e = pw_.depth, ep = pw_.depth_pad;
+  const int64_t w0 = pw_.width_pad[0];
+  const int64_t lanes = Simd<Acc>::kLanes;
+  const int64_t stride = pw_.slot;
   // M = A + diag(q) P; c = q Q + b0.
   for (int64_t r = 0; r < e; ++r) {
     Acc* mr = m_.data() + r * w0;
@@ -227,29 +281,31 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b) {
     Axpy(q_[r], pw_.p0.data() + r * w0, mr, w0);
   }
   for (int64_t j = 0; j < w0; ++j) c_[j] = pw_.b0[j];
-  Gemm<Acc>(1, e, q_.data(), 0, 1, pw_.q0.data(), w0 / Simd<Acc>::kLanes, c_.data(), 0,
-            w0 / Simd<Acc>::kLanes);
+  Gemm<Acc>(1, e, q_.data(), 0, 1, pw_.q0.data(), w0 / lanes, c_.data(), 0, w0 / lanes);
   // Layer 0 over the valid keys.
-  Acc* z = acts_[0].data();
-  for (int64_t s = 0; s < n_; ++s) std::copy(c_.begin(), c_.end(), z + s * w0);
-  const int64_t lanes = Simd<Acc>::kLanes;
-  Gemm<Acc>(n_, e, kv_.data(), ep, 1, m_.data(), w0 / lanes, z, w0 / lanes, w0 / lanes);
+  Acc* z = acts_ + pw_.offset[0];
+  for (int64_t s = 0; s < n_; ++s) std::copy(c_.begin(), c_.end(), z + s * stride);
+  Gemm<Acc>(n_, e, keys_block_, ep, 1, m_.data(), w0 / lanes, z, stride / lanes, w0 / lanes);
   if (pw_.hidden == 0) {
-    for (int64_t s = 0; s < n_; ++s) score_[s] = z[s * w0];
+    for (int64_t s = 0; s < n_; ++s) score_[s] = z[s * stride];
     return;
   }
-  Activate(spec_.activation, z, n_ * w0 / lanes);
+  for (int64_t s = 0; s < n_; ++s) Activate(spec_.activation, z + s * stride, w0 / lanes);
   for (int i = 1; i < pw_.hidden; ++i) {
-    const int64_t inp = pw_.width_pad[i - 1], outp = pw_.width_pad[i];
-    Acc* y = acts_[i].data();
-    for (int64_t s = 0; s < n_; ++s) std::copy(pw_.b[i].begin(), pw_.b[i].end(), y + s * outp);
-    Gemm<Acc>(n_, pw_.width[i - 1], acts_[i - 1].data(), inp, 1, pw_.w[i].data(), outp / lanes,
-              y, outp / lanes, outp / lanes);
-    Activate(spec_.activation, y, n_ * outp / lanes);
+    const int64_t outp = pw_.width_pad[i];
+    Acc* y = acts_ + pw_.offset[i];
+    for (int64_t s = 0; s < n_; ++s) {
+      std::copy(pw_.b[i].begin(), pw_.b[i].end(), y + s * stride);
+    }
+    Gemm<Acc>(n_, pw_.width[i - 1], acts_ + pw_.offset[i - 1], stride, 1, pw_.w[i].data(),
+              outp / lanes, y, stride / lanes, outp / lanes);
+    for (int64_t s = 0; s < n_; ++s) Activate(spec_.activation, y + s * stride, outp / lanes);
   }
   const int64_t lastp = pw_.width_pad[pw_.hidden - 1];
-  const Acc* last = acts_[pw_.hidden - 1].data();
-  for (int64_t s = 0; s < n_; ++s) score_[s] = Dot(last + s * lastp, pw_.wf.data(), lastp) + pw_.bf;
+  const Acc* last = acts_ + pw_.offset[pw_.hidden - 1];
+  for (int64_t s = 0; s < n_; ++s) {
+    score_[s] = Dot(last + s * stride, pw_.wf.data(), lastp) + pw_.bf;
+  }
 }
 
 // valid_weight[s] is the pooling weight of valid step s; *padded_weight the
@@ -296,7 +352,7 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
   const int64_t ep = pw_.depth_pad;
   for (int64_t s = 0; s < n_; ++s) {
     const Acc w = weight_[s];
-    const Acc* k = kv_.data() + s * ep;
+    const Acc* k = keys_block_ + s * ep;
     for (int64_t i = 0; i < e; ++i) out[i] += w * k[i];
   }
   if (padded_weight != 0) {  // Also NaN: then the row is NaN anyway.
@@ -313,11 +369,18 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
 }
 
 template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad, Acc* grad_query,
-                                     Acc* grad_keys, GradAccumulators<Acc>* acc) {
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad,
+                                                        Acc* grad_query, Acc* grad_keys,
+                                                        GradAccumulators<Acc>* acc,
+                                                        const Acc* activations) {
   const int64_t t_max = rows_.max_time, e = pw_.depth, ep = pw_.depth_pad;
   const int64_t lanes = Simd<Acc>::kLanes;
-  Score(b);
+  const int64_t stride = pw_.slot;
+  if (activations != nullptr) {
+    Restore(b, activations);
+  } else {
+    Score(b, nullptr);
+  }
   if (weight_.size() < static_cast<size_t>(t_max)) weight_.assign(t_max, 0);
   if (dscore_.size() < static_cast<size_t>(t_max)) dscore_.assign(t_max, 0);
   Acc padded_weight, inv;
@@ -342,7 +405,7 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
     }
   } else {
     for (int64_t s = 0; s < n_; ++s) {
-      const Acc* k = kv_.data() + s * ep;
+      const Acc* k = keys_block_ + s * ep;
       Acc d = 0;
       for (int64_t i = 0; i < e; ++i) d += grad[i] * k[i];
       dweight[s] = d;
@@ -385,22 +448,25 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
   } else {
     const int last = pw_.hidden - 1;
     const int64_t lastp = pw_.width_pad[last];
-    const Acc* a = acts_[last].data();
+    const Acc* a = acts_ + pw_.offset[last];
     for (int64_t s = 0; s < n_; ++s) {
       Acc* row = dz + s * lastp;
       for (int64_t j = 0; j < lastp; ++j) row[j] = dscore[s] * pw_.wf[j];
-      Axpy(dscore[s], a + s * lastp, acc->dwf.data(), lastp);
+      Axpy(dscore[s], a + s * stride, acc->dwf.data(), lastp);
       acc->dbf += dscore[s];
     }
     int cur = 0;
     for (int i = last; i >= 0; --i) {
       const int64_t outp = pw_.width_pad[i];
-      ActivationGrad(spec_.activation, acts_[i].data(), da_[cur].data(), n_ * outp / lanes);
+      for (int64_t s = 0; s < n_; ++s) {
+        ActivationGrad(spec_.activation, acts_ + pw_.offset[i] + s * stride,
+                       da_[cur].data() + s * outp, outp / lanes);
+      }
       if (i == 0) break;
       const int64_t inp = pw_.width_pad[i - 1];
       const Acc* d = da_[cur].data();
       // dW_i += A_{i-1}^T dZ_i; db_i += sum dZ_i; dA_{i-1} = dZ_i W_i^T.
-      Gemm<Acc>(pw_.width[i - 1], n_, acts_[i - 1].data(), 1, inp, d, outp / lanes,
+      Gemm<Acc>(pw_.width[i - 1], n_, acts_ + pw_.offset[i - 1], 1, stride, d, outp / lanes,
                 acc->dw[i].data(), outp / lanes, outp / lanes);
       for (int64_t s = 0; s < n_; ++s) Axpy(Acc(1), d + s * outp, acc->db[i].data(), outp);
       Acc* prev = da_[1 - cur].data();
@@ -419,9 +485,13 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
   std::fill(dc_.begin(), dc_.end(), Acc(0));
   std::fill(dm_.begin(), dm_.end(), Acc(0));
   for (int64_t s = 0; s < n_; ++s) Axpy(Acc(1), dz + s * w0, dc_.data(), w0);
-  Gemm<Acc>(e, n_, kv_.data(), 1, ep, dz, w0 / lanes, dm_.data(), w0 / lanes, w0 / lanes);
-  for (int64_t r = 0; r < e; ++r) {
-    for (int64_t j = 0; j < pw_.width[0]; ++j) mt_[j * ep + r] = m_[r * w0 + j];
+  Gemm<Acc>(e, n_, keys_block_, 1, ep, dz, w0 / lanes, dm_.data(), w0 / lanes, w0 / lanes);
+  // M^T = A^T + P^T diag(q), rows j < width[0].
+  for (int64_t j = 0; j < pw_.width[0]; ++j) {
+    Acc* row = mt_.data() + j * ep;
+    const Acc* at = pw_.a0t.data() + j * ep;
+    const Acc* pt = pw_.p0t.data() + j * ep;
+    for (int64_t i = 0; i < ep; ++i) row[i] = at[i] + pt[i] * q_[i];
   }
   std::fill(dkv_.begin(), dkv_.begin() + n_ * ep, Acc(0));
   Gemm<Acc>(n_, pw_.width[0], dz, w0, 1, mt_.data(), ep / lanes, dkv_.data(), ep / lanes,
@@ -448,12 +518,15 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
 template <typename T, typename Index>
 DCTR_ALWAYS_INLINE void ForwardShards(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                       const PackedWeights<T>& pw, const T* query, const T* keys,
-                                      T* output, int64_t shards, int64_t begin, int64_t end) {
+                                      T* output, T* activations, int64_t shards, int64_t begin,
+                                      int64_t end) {
   const int64_t width = AttentionPoolOutputWidth(spec, rows);
+  const int64_t row_slots = rows.max_time * pw.slot;
   for (int64_t s = begin; s < end; ++s) {
     RowWorker<T, Index> worker(spec, rows, pw, query, keys);
     for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
-      worker.Forward(b, output + b * width);
+      worker.Forward(b, output + b * width,
+                     activations != nullptr ? activations + b * row_slots : nullptr);
     }
   }
 }
@@ -461,16 +534,18 @@ DCTR_ALWAYS_INLINE void ForwardShards(const AttentionPoolSpec& spec, const PoolR
 template <typename T, typename Index>
 DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
                                        const PoolRows<Index>& rows, const PackedWeights<T>& pw,
-                                       const T* query, const T* keys, const T* grad_output,
-                                       T* grad_query, T* grad_keys,
+                                       const T* query, const T* keys, const T* activations,
+                                       const T* grad_output, T* grad_query, T* grad_keys,
                                        std::vector<GradAccumulators<T>>* accs, int64_t shards,
                                        int64_t begin, int64_t end) {
   const int64_t width = AttentionPoolOutputWidth(spec, rows);
+  const int64_t row_slots = rows.max_time * pw.slot;
   for (int64_t s = begin; s < end; ++s) {
     RowWorker<T, Index> worker(spec, rows, pw, query, keys);
     for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
       worker.Backward(b, grad_output + b * width, grad_query + b * spec.depth,
-                      grad_keys + b * rows.max_time * spec.depth, &(*accs)[s]);
+                      grad_keys + b * rows.max_time * spec.depth, &(*accs)[s],
+                      activations != nullptr ? activations + b * row_slots : nullptr);
     }
   }
 }
@@ -478,35 +553,37 @@ DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
 template <typename T, typename Index>
 void ForwardShardsBaseline(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                            const PackedWeights<T>& pw, const T* query, const T* keys, T* output,
-                           int64_t shards, int64_t begin, int64_t end) {
-  ForwardShards(spec, rows, pw, query, keys, output, shards, begin, end);
+                           T* activations, int64_t shards, int64_t begin, int64_t end) {
+  ForwardShards(spec, rows, pw, query, keys, output, activations, shards, begin, end);
 }
 
 template <typename T, typename Index>
 void BackwardShardsBaseline(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                             const PackedWeights<T>& pw, const T* query, const T* keys,
-                            const T* grad_output, T* grad_query, T* grad_keys,
-                            std::vector<GradAccumulators<T>>* accs, int64_t shards,
+                            const T* activations, const T* grad_output, T* grad_query,
+                            T* grad_keys, std::vector<GradAccumulators<T>>* accs, int64_t shards,
                             int64_t begin, int64_t end) {
-  BackwardShards(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys, accs, shards,
-                 begin, end);
+  BackwardShards(spec, rows, pw, query, keys, activations, grad_output, grad_query, grad_keys,
+                 accs, shards, begin, end);
 }
 
 #if DEEPCTR_OPS_ATTENTION_AVX512
 template <typename T, typename Index>
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void ForwardShardsAvx512(
     const AttentionPoolSpec& spec, const PoolRows<Index>& rows, const PackedWeights<T>& pw,
-    const T* query, const T* keys, T* output, int64_t shards, int64_t begin, int64_t end) {
-  ForwardShards(spec, rows, pw, query, keys, output, shards, begin, end);
+    const T* query, const T* keys, T* output, T* activations, int64_t shards, int64_t begin,
+    int64_t end) {
+  ForwardShards(spec, rows, pw, query, keys, output, activations, shards, begin, end);
 }
 
 template <typename T, typename Index>
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void BackwardShardsAvx512(
     const AttentionPoolSpec& spec, const PoolRows<Index>& rows, const PackedWeights<T>& pw,
-    const T* query, const T* keys, const T* grad_output, T* grad_query, T* grad_keys,
-    std::vector<GradAccumulators<T>>* accs, int64_t shards, int64_t begin, int64_t end) {
-  BackwardShards(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys, accs, shards,
-                 begin, end);
+    const T* query, const T* keys, const T* activations, const T* grad_output, T* grad_query,
+    T* grad_keys, std::vector<GradAccumulators<T>>* accs, int64_t shards, int64_t begin,
+    int64_t end) {
+  BackwardShards(spec, rows, pw, query, keys, activations, grad_output, grad_query, grad_keys,
+                 accs, shards, begin, end);
 }
 #endif
 
@@ -573,7 +650,7 @@ Status ParseAttentionActivation(const std::string& name, AttentionActivation* ac
 template <typename T, typename Index>
 Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                const T* query, const T* keys, const AttentionWeights<T>& weights,
-                               T* output, const ParallelFor& parallel_for) {
+                               T* output, T* activations, const ParallelFor& parallel_for) {
   Status status = ValidateAttentionPool(spec, rows);
   if (!status.ok() || rows.batch == 0) return status;
   const int64_t width = AttentionPoolOutputWidth(spec, rows);
@@ -587,11 +664,12 @@ Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Ind
   parallel_for(shards, rows_per_shard * RowCost(spec, rows), [&](int64_t begin, int64_t end) {
 #if DEEPCTR_OPS_ATTENTION_AVX512
     if (CpuHasAvx512()) {
-      ForwardShardsAvx512(spec, rows, pw, query, keys, output, shards, begin, end);
+      ForwardShardsAvx512(spec, rows, pw, query, keys, output, activations, shards, begin, end);
       return;
     }
 #endif
-    ForwardShardsBaseline(spec, rows, pw, query, keys, output, shards, begin, end);
+    ForwardShardsBaseline(spec, rows, pw, query, keys, output, activations, shards, begin,
+                          end);
   });
   return Status::Ok();
 }
@@ -599,13 +677,12 @@ Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Ind
 template <typename T, typename Index>
 Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                 const T* query, const T* keys, const AttentionWeights<T>& weights,
-                                const T* grad_output, T* grad_query, T* grad_keys,
-                                const AttentionWeightGrads<T>& weight_grads,
+                                const T* activations, const T* grad_output, T* grad_query,
+                                T* grad_keys, const AttentionWeightGrads<T>& weight_grads,
                                 const ParallelFor& parallel_for) {
   Status status = ValidateAttentionPool(spec, rows);
   if (!status.ok()) return status;
   const PackedWeights<T> pw = Pack(spec, weights);
-  const int64_t width = AttentionPoolOutputWidth(spec, rows);
   const int64_t shards = std::max<int64_t>(1, std::min(rows.batch, kShards));
   std::vector<GradAccumulators<T>> accs(shards, GradAccumulators<T>(pw));
   const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
@@ -614,13 +691,13 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
                  [&](int64_t begin, int64_t end) {
 #if DEEPCTR_OPS_ATTENTION_AVX512
       if (CpuHasAvx512()) {
-        BackwardShardsAvx512(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys,
-                             &accs, shards, begin, end);
+        BackwardShardsAvx512(spec, rows, pw, query, keys, activations, grad_output, grad_query,
+                             grad_keys, &accs, shards, begin, end);
         return;
       }
 #endif
-      BackwardShardsBaseline(spec, rows, pw, query, keys, grad_output, grad_query, grad_keys,
-                             &accs, shards, begin, end);
+      BackwardShardsBaseline(spec, rows, pw, query, keys, activations, grad_output, grad_query,
+                             grad_keys, &accs, shards, begin, end);
     });
   }
   GradAccumulators<T>& total = accs[0];
@@ -643,10 +720,11 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
 #define DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(T, Index)                              \
   template Status AttentionPoolForwardCpu<T, Index>(                                       \
       const AttentionPoolSpec&, const PoolRows<Index>&, const T*, const T*,                \
-      const AttentionWeights<T>&, T*, const ParallelFor&);                                 \
+      const AttentionWeights<T>&, T*, T*, const ParallelFor&);                             \
   template Status AttentionPoolBackwardCpu<T, Index>(                                      \
       const AttentionPoolSpec&, const PoolRows<Index>&, const T*, const T*,                \
-      const AttentionWeights<T>&, const T*, T*, T*, const AttentionWeightGrads<T>&,        \
+      const AttentionWeights<T>&, const T*, const T*, T*, T*,                              \
+      const AttentionWeightGrads<T>&,                                                      \
       const ParallelFor&);
 DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(float, int32_t)
 DEEPCTR_OPS_INSTANTIATE_ATTENTION_POOL_CPU(float, int64_t)

@@ -109,19 +109,35 @@ int64_t AttentionPoolOutputWidth(const AttentionPoolSpec& spec, const PoolRows<I
   return spec.return_score ? rows.max_time : spec.depth;
 }
 
+// Elements per step of the CPU forward's saved activations: the hidden
+// layers' outputs (the score layer's for H == 0), each padded to whole
+// 64-byte vectors. An opaque layout, only for the CPU backward.
+template <typename T>
+int64_t AttentionPoolActivationSlot(const AttentionPoolSpec& spec) {
+  const int64_t lanes = 64 / static_cast<int64_t>(sizeof(T));
+  int64_t slot = 0;
+  const int layers = spec.units.empty() ? 1 : static_cast<int>(spec.units.size());
+  for (int i = 0; i < layers; ++i) slot += (spec.layer_out(i) + lanes - 1) / lanes * lanes;
+  return slot;
+}
+
 // CPU; host pointers. query [B, E], keys [B, T, E], output [B, width].
+// activations: null, or B * T * AttentionPoolActivationSlot<T>(spec)
+// elements where the forward saves what the backward would recompute (only
+// the valid steps' slots are written).
 template <typename T, typename Index>
 Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                const T* query, const T* keys, const AttentionWeights<T>& weights,
-                               T* output, const ParallelFor& parallel_for);
+                               T* output, T* activations, const ParallelFor& parallel_for);
 
 // grad_output [B, width]; writes grad_query [B, E], grad_keys [B, T, E] and
-// every weight gradient (each the shape of its weight).
+// every weight gradient (each the shape of its weight). activations: the
+// forward's saved activations for the same inputs, or null (recomputed).
 template <typename T, typename Index>
 Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                 const T* query, const T* keys, const AttentionWeights<T>& weights,
-                                const T* grad_output, T* grad_query, T* grad_keys,
-                                const AttentionWeightGrads<T>& weight_grads,
+                                const T* activations, const T* grad_output, T* grad_query,
+                                T* grad_keys, const AttentionWeightGrads<T>& weight_grads,
                                 const ParallelFor& parallel_for);
 
 // CUDA, asynchronous on `stream`; device pointers (the weight pointer arrays

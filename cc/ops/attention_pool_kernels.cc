@@ -112,20 +112,28 @@ absl::Status Describe(const Tensor& query, const Tensor& keys, const Tensor& row
   return ToAbslStatus(kernels::ValidateAttentionPool(*spec, *rows));
 }
 
+// The CPU forward saves the MLP activations for its backward (an opaque
+// vector output); the GPU kernels recompute them and output an empty one.
 struct CpuDevice {
+  template <typename T>
+  static int64_t ActivationSlot(const AttentionPoolSpec& spec) {
+    return kernels::AttentionPoolActivationSlot<T>(spec);
+  }
   template <typename T, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const AttentionPoolSpec& spec,
                                  const PoolRows<Index>& rows, const T* query, const T* keys,
-                                 const AttentionWeights<T>& w, T* out) {
-    return kernels::AttentionPoolForwardCpu(spec, rows, query, keys, w, out, CpuParallelFor(ctx));
+                                 const AttentionWeights<T>& w, T* out, T* activations) {
+    return kernels::AttentionPoolForwardCpu(spec, rows, query, keys, w, out, activations,
+                                            CpuParallelFor(ctx));
   }
   template <typename T, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const AttentionPoolSpec& spec,
                                   const PoolRows<Index>& rows, const T* query, const T* keys,
-                                  const AttentionWeights<T>& w, const T* grad, T* grad_query,
-                                  T* grad_keys, const AttentionWeightGrads<T>& wg) {
-    return kernels::AttentionPoolBackwardCpu(spec, rows, query, keys, w, grad, grad_query,
-                                             grad_keys, wg, CpuParallelFor(ctx));
+                                  const AttentionWeights<T>& w, const T* activations,
+                                  const T* grad, T* grad_query, T* grad_keys,
+                                  const AttentionWeightGrads<T>& wg) {
+    return kernels::AttentionPoolBackwardCpu(spec, rows, query, keys, w, activations, grad,
+                                             grad_query, grad_keys, wg, CpuParallelFor(ctx));
   }
 };
 
@@ -139,10 +147,14 @@ absl::Status Workspace(OpKernelContext* ctx, const AttentionPoolSpec& spec,
 }
 
 struct GpuDevice {
+  template <typename T>
+  static int64_t ActivationSlot(const AttentionPoolSpec&) {
+    return 0;
+  }
   template <typename T, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const AttentionPoolSpec& spec,
                                  const PoolRows<Index>& rows, const T* query, const T* keys,
-                                 const AttentionWeights<T>& w, T* out) {
+                                 const AttentionWeights<T>& w, T* out, T* /*activations*/) {
     Tensor scratch;
     const absl::Status s = Workspace<T>(ctx, spec, rows, &scratch);
     if (!s.ok()) return kernels::Status::Internal(std::string(s.message()));
@@ -152,8 +164,9 @@ struct GpuDevice {
   template <typename T, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const AttentionPoolSpec& spec,
                                   const PoolRows<Index>& rows, const T* query, const T* keys,
-                                  const AttentionWeights<T>& w, const T* grad, T* grad_query,
-                                  T* grad_keys, const AttentionWeightGrads<T>& wg) {
+                                  const AttentionWeights<T>& w, const T* /*activations*/,
+                                  const T* grad, T* grad_query, T* grad_keys,
+                                  const AttentionWeightGrads<T>& wg) {
     Tensor scratch;
     const absl::Status s = Workspace<T>(ctx, spec, rows, &scratch);
     if (!s.ok()) return kernels::Status::Internal(std::string(s.message()));
@@ -195,8 +208,17 @@ class AttentionPoolOp : public OpKernel {
                                             biases_in, &spec, &rows, &weights)));
     const TensorShape out_shape(
         {rows.batch, 1, spec.return_score ? rows.max_time : rows.depth});
+    const int64_t activation_size =
+        rows.batch * rows.max_time * Device::template ActivationSlot<T>(spec);
     if constexpr (kGrad) {
-      const Tensor& grad = ctx->input(3 + 2 * kernels_in.size());
+      const Tensor& activations = ctx->input(3 + 2 * kernels_in.size());
+      const Tensor& grad = ctx->input(4 + 2 * kernels_in.size());
+      OP_REQUIRES(ctx, activations.dims() == 1 && (activations.NumElements() == 0 ||
+                                                   activations.NumElements() == activation_size),
+                  Invalid("activations must be the forward's activations output (" +
+                          std::to_string(activation_size) + " elements here) or empty, got " +
+                          activations.shape().DebugString()));
+      const T* saved = activations.NumElements() > 0 ? activations.flat<T>().data() : nullptr;
       OP_REQUIRES(ctx, grad.shape() == out_shape,
                   Invalid("grad must have the output's shape " + out_shape.DebugString() +
                           ", got " + grad.shape().DebugString()));
@@ -218,14 +240,21 @@ class AttentionPoolOp : public OpKernel {
       }
       OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(
                               ctx, spec, rows, query.flat<T>().data(), keys.flat<T>().data(),
-                              weights, grad.flat<T>().data(), grad_query->flat<T>().data(),
+                              weights, saved, grad.flat<T>().data(), grad_query->flat<T>().data(),
                               grad_keys->flat<T>().data(), weight_grads)));
     } else {
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
+      // Saved for the gradient op only when something consumes them (training).
+      T* saved = nullptr;
+      if (ctx->output_required(1)) {
+        Tensor* activations = nullptr;
+        OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({activation_size}), &activations));
+        if (activation_size > 0) saved = activations->flat<T>().data();
+      }
       OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, spec, rows, query.flat<T>().data(),
                                                        keys.flat<T>().data(), weights,
-                                                       out->flat<T>().data())));
+                                                       out->flat<T>().data(), saved)));
     }
   }
 

@@ -101,6 +101,7 @@ absl::Status ForwardShape(InferenceContext* c) {
   bool return_score = false;
   TF_RETURN_IF_ERROR(c->GetAttr("return_score", &return_score));
   c->set_output(0, c->MakeShape({batch, c->MakeDim(1), return_score ? time : depth}));
+  c->set_output(1, c->Vector(c->UnknownDim()));
   return absl::OkStatus();
 }
 
@@ -111,8 +112,10 @@ absl::Status GradShape(InferenceContext* c) {
   bool return_score = false;
   TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
   TF_RETURN_IF_ERROR(c->GetAttr("return_score", &return_score));
-  ShapeHandle grad;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(kKernels + 2 * n), 3, &grad));
+  ShapeHandle activations, grad;
+  TF_RETURN_IF_ERROR(Named(c->WithRank(c->input(kKernels + 2 * n), 1, &activations),
+                           "activations must be the forward's activations output (a vector)"));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(kKernels + 2 * n + 1), 3, &grad));
   TF_RETURN_IF_ERROR(c->Merge(
       grad, c->MakeShape({batch, c->MakeDim(1), return_score ? time : depth}), &grad));
   c->set_output(0, c->MakeShape({batch, c->MakeDim(1), depth}));
@@ -132,6 +135,7 @@ REGISTER_OP("DeepCTR>AttentionPool")
     .Input("kernels: N * T")
     .Input("biases: N * T")
     .Output("output: T")
+    .Output("activations: T")
     .Attr("T: {float, double}")
     .Attr("Trows: {int32, int64, bool}")
     .Attr("N: int >= 1")
@@ -148,6 +152,10 @@ Scores are the MLP of [q, k, q - k, q * k] (the first layer folded per row,
 never built), set to -2**32 + 1 (weight_normalization, then softmax over T) or
 0 at invalid steps. Output [B, 1, T] scores (return_score) or [B, 1, E], the
 score-weighted sum of the keys.
+
+activations: opaque, for the gradient op only. On the CPU, when consumed, the
+valid steps' MLP activations (B * T * slot elements), so that the gradient
+need not recompute them; otherwise (GPU, inference graphs) empty.
 )doc");
 
 REGISTER_OP("DeepCTR>AttentionPoolGrad")
@@ -156,6 +164,7 @@ REGISTER_OP("DeepCTR>AttentionPoolGrad")
     .Input("rows: Trows")
     .Input("kernels: N * T")
     .Input("biases: N * T")
+    .Input("activations: T")
     .Input("grad: T")
     .Output("grad_query: T")
     .Output("grad_keys: T")
@@ -170,8 +179,9 @@ REGISTER_OP("DeepCTR>AttentionPoolGrad")
     .SetShapeFn(GradShape)
     .Doc(R"doc(
 Gradient of DeepCTR>AttentionPool for the upstream grad (the output's shape):
-the gradients of query, keys and every kernel and bias. Not differentiable
-itself (no second-order gradient).
+the gradients of query, keys and every kernel and bias. activations: the
+forward's activations output, or an empty vector (then recomputed). Not
+differentiable itself (no second-order gradient).
 )doc");
 
 }  // namespace deepctr_ops

@@ -66,8 +66,10 @@ struct Inputs {
   bool gpu = false;
   int threads = 0;
   int repeats = 1;
-  py::array query, keys, rows, grad;
+  py::array query, keys, rows, grad, activations;
   bool has_grad = false;
+  bool has_activations = false;     // Backward: the forward's saved activations given.
+  bool return_activations = false;  // Forward: also return them.
   std::vector<py::array> kernels, biases;
 };
 
@@ -99,9 +101,17 @@ py::tuple Run(const Inputs& in) {
   const T* k = static_cast<const T*>(in.keys.data());
   const int64_t width = kernels::AttentionPoolOutputWidth(in.spec, rows);
   double ms = 0.0;
+  const int64_t activation_size =
+      rows.batch * rows.max_time * kernels::AttentionPoolActivationSlot<T>(in.spec);
   if (!in.has_grad) {
     py::array out(in.keys.dtype(), std::vector<py::ssize_t>{rows.batch, 1, width});
     T* o = static_cast<T*>(out.mutable_data());
+    py::array saved(in.keys.dtype(), std::vector<py::ssize_t>{
+                                         in.return_activations ? activation_size : 0});
+    T* a = in.return_activations ? static_cast<T*>(saved.mutable_data()) : nullptr;
+    if (in.gpu && in.return_activations) {
+      throw py::value_error("return_activations is CPU only (the GPU recomputes them)");
+    }
     {
       py::gil_scoped_release release;
       if (in.gpu) {
@@ -111,9 +121,11 @@ py::tuple Run(const Inputs& in) {
                                               &ms));
 #endif
       } else {
-        Check(kernels::AttentionPoolForwardCpu(in.spec, rows, q, k, w, o, Threads(in.threads)));
+        Check(kernels::AttentionPoolForwardCpu(in.spec, rows, q, k, w, o, a,
+                                               Threads(in.threads)));
       }
     }
+    if (in.return_activations) return py::make_tuple(out, ms, saved);
     return py::make_tuple(out, ms);
   }
   if (in.grad.size() != rows.batch * width || !in.grad.dtype().is(in.keys.dtype())) {
@@ -137,6 +149,15 @@ py::tuple Run(const Inputs& in) {
     grad_biases.append(gb);
   }
   const T* g = static_cast<const T*>(in.grad.data());
+  const T* saved = nullptr;
+  if (in.has_activations) {
+    if (in.gpu) throw py::value_error("activations are CPU only (the GPU recomputes them)");
+    if (in.activations.size() != activation_size || !in.activations.dtype().is(in.keys.dtype())) {
+      throw py::value_error("activations must be the forward's (" +
+                            std::to_string(activation_size) + " elements of the keys' dtype)");
+    }
+    saved = static_cast<const T*>(in.activations.data());
+  }
   T* gq = static_cast<T*>(grad_query.mutable_data());
   T* gk = static_cast<T*>(grad_keys.mutable_data());
   {
@@ -147,7 +168,7 @@ py::tuple Run(const Inputs& in) {
                                             in.repeats, &ms));
 #endif
     } else {
-      Check(kernels::AttentionPoolBackwardCpu(in.spec, rows, q, k, w, g, gq, gk, wg,
+      Check(kernels::AttentionPoolBackwardCpu(in.spec, rows, q, k, w, saved, g, gq, gk, wg,
                                               Threads(in.threads)));
     }
   }
@@ -158,8 +179,15 @@ py::tuple AttentionPool(const py::object& query, const py::object& keys, const p
                         const std::vector<py::object>& kernels,
                         const std::vector<py::object>& biases, const std::string& activation,
                         bool weight_normalization, bool return_score, const py::object& grad,
-                        const std::string& device, int threads, int repeats) {
+                        const std::string& device, int threads, int repeats,
+                        bool return_activations, const py::object& activations) {
   Inputs in;
+  in.return_activations = return_activations;
+  if (!activations.is_none()) {
+    in.activations = Contiguous(activations, "activations");
+    in.has_activations = true;
+    if (grad.is_none()) throw py::value_error("activations are only used by the backward");
+  }
   if (device != "cpu" && device != "gpu") {
     throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
   }
@@ -230,7 +258,8 @@ void BindAttentionPool(py::module_& m) {
         py::arg("kernels"), py::arg("biases"), py::arg("activation") = "sigmoid",
         py::arg("weight_normalization") = false, py::arg("return_score") = false,
         py::arg("grad") = py::none(), py::arg("device") = "cpu", py::arg("threads") = 0,
-        py::arg("repeats") = 1,
+        py::arg("repeats") = 1, py::arg("return_activations") = false,
+        py::arg("activations") = py::none(),
         R"doc(DIN attention pooling forward (grad=None) or backward.
 
 query [B, 1, E], keys [B, T, E] float32/float64; rows: lengths [B] (int32/int64)
@@ -238,7 +267,9 @@ or a bool mask [B, T]; kernels/biases: kernel0..kernel{H-1} then the final
 [h_last or 4E, 1] kernel, likewise the biases. Forward returns (output, ms):
 [B, 1, E] or [B, 1, T] with return_score. Backward returns (grad_query,
 grad_keys, grad_kernels, grad_biases, ms). ms: on the GPU the mean time of one
-launch over `repeats`, 0 on the CPU.)doc");
+launch over `repeats`, 0 on the CPU. CPU only: the forward with
+return_activations=True returns (output, ms, activations), the MLP activations
+it saved; the backward takes them as `activations` instead of recomputing.)doc");
 }
 
 }  // namespace bindings

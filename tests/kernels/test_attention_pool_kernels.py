@@ -50,6 +50,14 @@ def _check(kernels_module, rng, b, t, e, units, activation, normalize, return_sc
     for got, want in zip(gws + gbs, ews + ebs):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, **TOL[dtype])
+    # The backward from the forward's saved activations is the recomputing one, bit for bit.
+    same, _, saved = kernels_module.attention_pool(q, k, rows, ws, bs, threads=threads,
+                                                   return_activations=True, **kw)
+    np.testing.assert_array_equal(same, out)
+    from_saved = kernels_module.attention_pool(q, k, rows, ws, bs, grad=grad, activations=saved,
+                                               threads=threads, **kw)
+    for a, b in zip((gq, gk, *gws, *gbs), (*from_saved[:2], *from_saved[2], *from_saved[3])):
+        np.testing.assert_array_equal(b, a)
 
 
 @pytest.mark.parametrize("units", [(80, 40), (5,), (), (3, 17, 9)])
@@ -165,6 +173,9 @@ def _args(rng, **changes):
     (lambda a: dict(activation="dice"), "activation"),
     (lambda a: dict(device="tpu"), "device"),
     (lambda a: dict(grad=np.zeros((2, 1, 5), np.float32)), "grad"),
+    (lambda a: dict(grad=np.zeros((2, 1, 4), np.float32), activations=np.zeros(3, np.float32)),
+     "activations"),
+    (lambda a: dict(activations=np.zeros(3, np.float32)), "activations"),
 ])
 def test_bad_arguments_raise_value_errors(kernels, rng, change, message):
     args = _args(rng)

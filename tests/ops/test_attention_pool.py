@@ -232,3 +232,23 @@ def test_wrapper_needs_exactly_one_of_lengths_and_mask(rng):
         attention_pool(q, k, ws, bs)
     with pytest.raises(ValueError, match="exactly one of lengths and mask"):
         attention_pool(q, k, ws, bs, lengths=lengths, mask=mask)
+
+
+@pytest.mark.parametrize("normalize,return_score", COMBOS)
+def test_gradient_from_saved_activations_equals_recomputed(rng, normalize, return_score):
+    q, k, lengths, _, ws, bs = _case(rng, dtype=np.float32)
+    kw = dict(weight_normalization=normalize, return_score=return_score)
+    rows = lengths.astype(np.int32)
+    fwd = gen.DeepCTR_AttentionPool(query=q, keys=k, rows=rows, kernels=ws, biases=bs, **kw)
+    assert fwd.activations.shape.rank == 1 and fwd.activations.shape[0] > 0
+    grad = rng.standard_normal(fwd.output.shape).astype(np.float32)
+    saved = gen.DeepCTR_AttentionPoolGrad(query=q, keys=k, rows=rows, kernels=ws, biases=bs,
+                                          activations=fwd.activations, grad=grad, **kw)
+    recomputed = gen.DeepCTR_AttentionPoolGrad(query=q, keys=k, rows=rows, kernels=ws,
+                                               biases=bs, activations=np.zeros(0, np.float32),
+                                               grad=grad, **kw)
+    for a, b in zip(tf.nest.flatten(saved), tf.nest.flatten(recomputed)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="activations"):
+        gen.DeepCTR_AttentionPoolGrad(query=q, keys=k, rows=rows, kernels=ws, biases=bs,
+                                      activations=np.zeros(3, np.float32), grad=grad, **kw)

@@ -14,7 +14,9 @@ The custom op `DeepCTR>AttentionPool` never builds the [B,T,4E] input: the first
 layer is linear in it, so per row it folds into one [E,h1] matrix applied to
 the valid keys only (see cc/kernels/attention_pool.h). Its gradient is the C++
 op `DeepCTR>AttentionPoolGrad`, which is not differentiable again (a second
-derivative raises a LookupError naming it; the composite twin has one).
+derivative raises a LookupError naming it; the composite twin has one). On the
+CPU the forward also outputs the valid steps' MLP activations when a gradient
+consumes them (training graphs, tapes), so the gradient does not recompute them.
 
 The composite twin is DeepCTR's own graph on stock TF ops (tile, concat,
 tensordot, where, softmax, matmul); it runs under XLA, with
@@ -158,7 +160,7 @@ def _attention_pool_op(query, keys, kernels, biases, lengths, mask, activation,
     out = _loader.load().DeepCTR_AttentionPool(
         query=query, keys=keys, rows=rows, kernels=kernels, biases=biases,
         activation=activation, weight_normalization=bool(weight_normalization),
-        return_score=bool(return_score))
+        return_score=bool(return_score)).output
     return tf.cast(out, dtype) if dtype in _HALF_DTYPES else out
 
 
@@ -196,13 +198,14 @@ def attention_pool_twin(query, keys, valid, kernels, biases, activations: Sequen
 
 
 @tf.RegisterGradient("DeepCTR>AttentionPool")
-def _attention_pool_grad(op, grad):
+def _attention_pool_grad(op, grad, _activations_grad=None):
     n = op.get_attr("N")
     query, keys, rows = op.inputs[:3]
     kernels = list(op.inputs[3:3 + n])
     biases = list(op.inputs[3 + n:3 + 2 * n])
     outs = _loader.load().DeepCTR_AttentionPoolGrad(
-        query=query, keys=keys, rows=rows, kernels=kernels, biases=biases, grad=grad,
+        query=query, keys=keys, rows=rows, kernels=kernels, biases=biases,
+        activations=op.outputs[1], grad=grad,
         activation=op.get_attr("activation"),
         weight_normalization=op.get_attr("weight_normalization"),
         return_score=op.get_attr("return_score"))
