@@ -222,7 +222,7 @@ class RowWorker {
   const Acc* keys_block_ = nullptr;  // [n, E padded]: kv_, or the row's keys.
   Acc* acts_ = nullptr;              // The row's activation slots (pw_.slot apart).
   // Backward scratch.
-  std::vector<Acc> weight_, dscore_, da_[2], dkv_, mt_, dm_, dc_;
+  std::vector<Acc> weight_, dscore_, da_[2], dkv_, mt_, dm_, dc_, grad_pad_;
 };
 
 template <typename Acc, typename Index>
@@ -404,11 +404,11 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
       }
     }
   } else {
+    if (grad_pad_.size() != static_cast<size_t>(ep)) grad_pad_.assign(ep, 0);
+    std::copy(grad, grad + e, grad_pad_.begin());
     for (int64_t s = 0; s < n_; ++s) {
       const Acc* k = keys_block_ + s * ep;
-      Acc d = 0;
-      for (int64_t i = 0; i < e; ++i) d += grad[i] * k[i];
-      dweight[s] = d;
+      dweight[s] = Dot(k, grad_pad_.data(), ep);
       Acc* gk = grad_keys + steps_[s] * e;
       for (int64_t i = 0; i < e; ++i) gk[i] = weight_[s] * grad[i];
     }

@@ -55,12 +55,23 @@ __attribute__((always_inline)) inline typename Simd<Acc>::V Splat(Acc s) {
   return v + s;
 }
 
+// Sum of the lanes, by halving (vector adds, then a few scalar ones).
 template <typename Acc>
 __attribute__((always_inline)) inline Acc HorizontalSum(typename Simd<Acc>::V v) {
-  Acc lanes[Simd<Acc>::kLanes];
-  std::memcpy(lanes, &v, sizeof(v));
+  typedef Acc Half __attribute__((vector_size(32), aligned(sizeof(Acc))));
+  typedef Acc Quarter __attribute__((vector_size(16), aligned(sizeof(Acc))));
+  Half lo, hi;
+  std::memcpy(&lo, &v, sizeof(lo));
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
+  const Half h = lo + hi;
+  Quarter qlo, qhi;
+  std::memcpy(&qlo, &h, sizeof(qlo));
+  std::memcpy(&qhi, reinterpret_cast<const char*>(&h) + sizeof(qlo), sizeof(qhi));
+  const Quarter q = qlo + qhi;
+  Acc lanes[16 / sizeof(Acc)];
+  std::memcpy(lanes, &q, sizeof(q));
   Acc sum = 0;
-  for (int l = 0; l < Simd<Acc>::kLanes; ++l) sum += lanes[l];
+  for (size_t l = 0; l < 16 / sizeof(Acc); ++l) sum += lanes[l];
   return sum;
 }
 
