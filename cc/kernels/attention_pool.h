@@ -21,9 +21,12 @@
 //   valid step is then uniform over all T keys, DeepCTR's behaviour), the
 //   padded keys are read too.
 // * Backward: the gradients of query, keys (every element written once) and
-//   every kernel/bias, for the upstream gradient of the output. The weight
-//   gradients are summed per fixed shard of batch rows, then over shards in
-//   order: the result does not depend on the number of threads.
+//   every kernel/bias, for the upstream gradient of the output. On the CPU
+//   the weight gradients are summed per fixed shard of batch rows, then over
+//   shards in order: the result does not depend on the number of threads
+//   (the CUDA kernel adds them with atomics). The CPU forward can save the
+//   valid steps' MLP activations for the CPU backward, which otherwise
+//   recomputes them.
 // * T is float or double, accumulating in its own type. (The Python wrapper
 //   runs float16/bfloat16 inputs through the float kernels.)
 #ifndef DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_H_

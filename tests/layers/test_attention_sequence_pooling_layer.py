@@ -183,3 +183,13 @@ def test_din_style_model_trains_saves_and_reloads(rng, tmp_path):
         loaded = save_and_load(model, fmt, tmp_path / fmt)
         np.testing.assert_allclose(loaded.predict([hist, item], verbose=0), expected,
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_activation_layer_class_runs_on_the_twin_like_deepctr(rng):
+    # Keras has no 'prelu' string; DeepCTR instantiates a Layer class per hidden layer.
+    inputs = list(_inputs(rng))
+    ours = AttentionSequencePoolingLayer((4,), keras.layers.PReLU, True)
+    theirs = DeepCTRAttention((4,), keras.layers.PReLU, True)
+    _copy_weights(rng, ours, theirs, inputs, {})
+    for a, b in zip(_outputs_and_grads(ours, inputs, {}), _outputs_and_grads(theirs, inputs, {})):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
