@@ -80,6 +80,15 @@ def test_cpu_layouts_and_dtypes_match_reference(kernels, rng, layout, index, nor
            index)
 
 
+@pytest.mark.parametrize("normalize,return_score", [(False, False), (True, False),
+                                                    (True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_keys_of_whole_vectors_are_read_in_place(kernels, rng, normalize, return_score, dtype):
+    # E = 16 fills whole vectors in both dtypes: prefix rows are used in place.
+    _check(kernels, rng, 9, 13, 16, (24, 16), "sigmoid", normalize, return_score, dtype,
+           "lengths")
+
+
 def test_empty_rows_are_zero_or_the_mean_of_all_keys(kernels, rng):
     q, k, _, ws, bs = _case(rng, 3, 5, 4, (6,), np.float64)
     lengths = np.array([0, 0, -1], np.int64)
