@@ -389,7 +389,19 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
   // d loss / d (pooling weight) of each valid step, and of the padded ones.
   Acc* dweight = dscore_.data();
   Acc padded_dweight_sum = 0;
-  for (int64_t i = 0; i < t_max * e; ++i) grad_keys[i] = 0;
+  // Zero the grad_keys rows that no pooling term writes below (each element
+  // is written once, then the valid rows get the MLP's term added).
+  if (spec_.return_score || !padding_counts) {
+    int64_t next = 0;
+    for (int64_t t = 0; t < t_max; ++t) {
+      const bool valid = next < n_ && steps_[next] == t;
+      if (valid) ++next;
+      if (spec_.return_score || !valid) {
+        Acc* gk = grad_keys + t * e;
+        for (int64_t i = 0; i < e; ++i) gk[i] = 0;
+      }
+    }
+  }
   for (int64_t i = 0; i < e; ++i) grad_query[i] = 0;
   std::vector<bool> is_valid;
   if (padding_counts) {
