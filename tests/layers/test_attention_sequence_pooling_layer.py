@@ -193,3 +193,22 @@ def test_activation_layer_class_runs_on_the_twin_like_deepctr(rng):
     _copy_weights(rng, ours, theirs, inputs, {})
     for a, b in zip(_outputs_and_grads(ours, inputs, {}), _outputs_and_grads(theirs, inputs, {})):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "dice"])
+def test_model_saved_with_deepctr_layer_loads_into_ours(rng, tmp_path, activation):
+    hist = keras.Input((6,), dtype="int32")
+    item = keras.Input((1,), dtype="int32")
+    embedding = keras.layers.Embedding(30, 8, mask_zero=True)
+    pooled = DeepCTRAttention((16, 8), activation, weight_normalization=True,
+                              supports_masking=True)([embedding(item), embedding(hist)])
+    model = keras.Model([hist, item], keras.layers.Dense(1)(keras.layers.Flatten()(pooled)))
+    x = [rng.integers(0, 30, (10, 6)).astype(np.int32),
+         rng.integers(1, 30, (10, 1)).astype(np.int32)]
+    x[0][:2] = 0  # rows without history
+    expected = model.predict(x, verbose=0)
+    for fmt in save_formats():
+        (tmp_path / fmt).mkdir()
+        loaded = save_and_load(model, fmt, tmp_path / fmt)
+        assert any(isinstance(layer, AttentionSequencePoolingLayer) for layer in loaded.layers)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
