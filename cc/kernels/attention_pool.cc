@@ -3,9 +3,11 @@
 // The batch is cut into a fixed number of shards (independent of the thread
 // count); each shard owns its scratch and, in the backward, its weight-gradient
 // accumulators, which are summed in shard order at the end (deterministic, no
-// atomics, no false sharing). Per batch row the valid keys are copied into a
-// padded [n, E] block, and every layer is a small register-blocked matrix
-// product over those n steps only (attention_pool_simd.h).
+// atomics, no false sharing). Per batch row the valid keys form an [n, E]
+// block (in place, or copied and padded), and every layer is a small
+// register-blocked matrix product over those n steps only
+// (attention_pool_row.h, attention_pool_simd.h). The shard loops exist twice:
+// for the baseline ISA (AVX) and for AVX-512 with FMA, chosen at run time.
 #include <algorithm>
 #include <cstdint>
 #include <string>
