@@ -8,18 +8,22 @@ source under cc/kernels or cc/ops is in neither list.
 
 # TF-free CPU kernels.
 KERNEL_SRCS = [
+    "cc/kernels/attention_pool.cc",
     "cc/kernels/attention_softmax.cc",
     "cc/kernels/sequence_pool.cc",
 ]
 
 # TF-free CUDA launchers (built when CUDA is enabled).
 CUDA_SRCS = [
+    "cc/kernels/attention_pool.cu",
     "cc/kernels/attention_softmax.cu",
     "cc/kernels/sequence_pool.cu",
 ]
 
 # TF op definitions and kernels (the only TF-dependent C++).
 OP_SRCS = [
+    "cc/ops/attention_pool_kernels.cc",
+    "cc/ops/attention_pool_ops.cc",
     "cc/ops/attention_softmax_kernels.cc",
     "cc/ops/attention_softmax_ops.cc",
     "cc/ops/sequence_pool_kernels.cc",

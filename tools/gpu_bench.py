@@ -55,6 +55,7 @@ def main() -> int:
                 else:
                     print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
     bench_attention(kernels, gpu, rng)
+    bench_attention_pool(kernels, gpu, rng)
     return 0
 
 
@@ -82,6 +83,35 @@ def bench_attention(kernels, gpu, rng):
                           f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
                 else:
                     print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
+
+
+def bench_attention_pool(kernels, gpu, rng):
+    """DIN attention pooling (the bench rows' shapes), lengths uniform in [0, T].
+
+    GB/s counts the keys read once and, for the backward, grad_keys written once.
+    """
+    for b, t, e, units in ((1024, 50, 32, (80, 40)), (1024, 100, 64, (64, 16))):
+        q = rng.standard_normal((b, 1, e), dtype=np.float32)
+        k = rng.standard_normal((b, t, e), dtype=np.float32)
+        lengths = rng.integers(0, t + 1, size=b).astype(np.int32)
+        dims = [4 * e, *units, 1]
+        ws = [rng.standard_normal((dims[i], dims[i + 1]), dtype=np.float32) * 0.1
+              for i in range(len(dims) - 1)]
+        bs = [np.zeros(dims[i + 1], np.float32) for i in range(len(dims) - 1)]
+        upstream = rng.standard_normal((b, 1, e), dtype=np.float32)
+        for label, grad, moved in (("fwd", None, k.nbytes), ("bwd", upstream, 2 * k.nbytes)):
+            t0 = time.perf_counter()
+            for _ in range(3):
+                kernels.attention_pool(q, k, lengths, ws, bs, grad=grad)
+            cpu_ms = (time.perf_counter() - t0) / 3 * 1e3
+            name = f"attention_pool B{b} T{t} E{e} {units}"
+            if gpu:
+                gpu_ms = kernels.attention_pool(q, k, lengths, ws, bs, grad=grad, device="gpu",
+                                                repeats=20)[-1]
+                print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
+                      f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
+            else:
+                print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
 
 
 if __name__ == "__main__":

@@ -96,9 +96,10 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 def _bench_cases(only: str | None):
-    from .bench import bilstm, pooling, transformer
+    from .bench import bilstm, din, pooling, transformer
 
     cases = pooling.cases() + transformer.cases() + bilstm.cases()
+    cases += din.cases()
     if only:
         cases = [c for c in cases if only.lower() in c.name.lower()]
     return cases

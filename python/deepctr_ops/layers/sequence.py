@@ -5,6 +5,7 @@ Load DeepCTR models with ``custom_objects=deepctr_ops.layers.sequence.custom_obj
 
 from __future__ import annotations
 
+from .attention_pooling import AttentionSequencePoolingLayer
 from .bias_encoding import BiasEncoding
 from .bilstm import BiLSTM
 from .kmax_pooling import KMaxPooling
@@ -20,9 +21,11 @@ custom_objects = {
     "KMaxPooling": KMaxPooling,
     "PositionEncoding": PositionEncoding,
     "BiasEncoding": BiasEncoding,
+    "AttentionSequencePoolingLayer": AttentionSequencePoolingLayer,
 }
 
 __all__ = [
+    "AttentionSequencePoolingLayer",
     "BiasEncoding",
     "BiLSTM",
     "KMaxPooling",

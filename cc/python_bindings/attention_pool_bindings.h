@@ -1,0 +1,16 @@
+// Registers `attention_pool` (the DIN attention-pooling kernels) on the
+// pybind11 module deepctr_ops._kernels.
+#ifndef DEEPCTR_OPS_CC_PYTHON_BINDINGS_ATTENTION_POOL_BINDINGS_H_
+#define DEEPCTR_OPS_CC_PYTHON_BINDINGS_ATTENTION_POOL_BINDINGS_H_
+
+#include <pybind11/pybind11.h>
+
+namespace deepctr_ops {
+namespace bindings {
+
+void BindAttentionPool(pybind11::module_& m);
+
+}  // namespace bindings
+}  // namespace deepctr_ops
+
+#endif  // DEEPCTR_OPS_CC_PYTHON_BINDINGS_ATTENTION_POOL_BINDINGS_H_
