@@ -18,6 +18,9 @@
 
 namespace deepctr_ops {
 namespace kernels {
+// Internal linkage on purpose: the GRU kernel compiles this header once per
+// instruction set (dynamic_gru_cpu_impl.inc), and the copies must not merge.
+namespace {
 namespace gru_math {
 
 constexpr float kExpLo = -87.33654f;  // exp(kExpLo) is the smallest normal float.
@@ -151,6 +154,7 @@ inline void TanhArray(const double* in, double* out, int64_t n) {
 }
 
 }  // namespace gru_math
+}  // namespace
 }  // namespace kernels
 }  // namespace deepctr_ops
 

@@ -13,6 +13,9 @@
 
 namespace deepctr_ops {
 namespace kernels {
+// Internal linkage on purpose: the GRU kernel compiles this header once per
+// instruction set (dynamic_gru_cpu_impl.inc), and the copies must not merge.
+namespace {
 
 template <typename T>
 void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col,
@@ -65,6 +68,7 @@ void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, 
   }
 }
 
+}  // namespace
 }  // namespace kernels
 }  // namespace deepctr_ops
 
