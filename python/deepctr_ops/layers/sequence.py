@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .bias_encoding import BiasEncoding
 from .bilstm import BiLSTM
+from .dynamic_gru import BidirectionalDynamicGRU, DynamicGRU
 from .kmax_pooling import KMaxPooling
 from .pooling import SequencePoolingLayer, WeightedSequenceLayer
 from .position_encoding import PositionEncoding
@@ -20,11 +21,15 @@ custom_objects = {
     "KMaxPooling": KMaxPooling,
     "PositionEncoding": PositionEncoding,
     "BiasEncoding": BiasEncoding,
+    "DynamicGRU": DynamicGRU,
+    "BidirectionalDynamicGRU": BidirectionalDynamicGRU,
 }
 
 __all__ = [
     "BiasEncoding",
+    "BidirectionalDynamicGRU",
     "BiLSTM",
+    "DynamicGRU",
     "KMaxPooling",
     "PositionEncoding",
     "SequencePoolingLayer",

@@ -7,4 +7,5 @@ from .attention import attention_softmax
 from .dynamic_gru import dynamic_gru
 from .pooling import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
-__all__ = ["attention_softmax", "dynamic_gru", "masked_sequence_pool", "ragged_sequence_pool", "sequence_pool"]
+__all__ = ["attention_softmax", "dynamic_gru", "masked_sequence_pool", "ragged_sequence_pool",
+           "sequence_pool"]

@@ -60,11 +60,13 @@ def _check_inputs(x, att_scores, wg, bg, wc, bc, cell):
     units = wc.shape[1] if wc.shape.rank == 2 else None
     e = x.shape[2] if x.shape.rank == 3 else None
     rows = e + units if e is not None and units is not None else None
-    _check_dim("wc (candidate kernel)", wc.shape, 0, rows, f"[E + units, units] = [{rows}, {units}]")
+    wc_want = f"[E + units, units] = [{rows}, {units}]"
+    _check_dim("wc (candidate kernel)", wc.shape, 0, rows, wc_want)
     two = 2 * units if units is not None else None
     if wg.shape.rank == 2:
-        _check_dim("wg (gates kernel)", wg.shape, 0, rows, f"[E + units, 2 * units] = [{rows}, {two}]")
-        _check_dim("wg (gates kernel)", wg.shape, 1, two, f"[E + units, 2 * units] = [{rows}, {two}]")
+        wg_want = f"[E + units, 2 * units] = [{rows}, {two}]"
+        _check_dim("wg (gates kernel)", wg.shape, 0, rows, wg_want)
+        _check_dim("wg (gates kernel)", wg.shape, 1, two, wg_want)
     if bg.shape.rank == 1:
         _check_dim("bg (gates bias)", bg.shape, 0, two, f"[2 * units] = [{two}]")
     if bc.shape.rank == 1:
