@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..compat import IS_KERAS_3, register_serializable
-from ..ops import dynamic_gru as gru_ops
+from ..ops.dynamic_gru import CELLS, dynamic_gru
 from ._sublayers import build_sublayer
 from .pooling import _CustomOpLayer
 
@@ -61,8 +61,8 @@ class DynamicGRU(_CustomOpLayer):
 
     def __init__(self, num_units=None, gru_type="GRU", return_sequence=True, go_backwards=False,
                  **kwargs):
-        if gru_type not in gru_ops.CELLS:
-            raise ValueError(f"gru_type must be one of {gru_ops.CELLS}, got {gru_type!r}")
+        if gru_type not in CELLS:
+            raise ValueError(f"gru_type must be one of {CELLS}, got {gru_type!r}")
         if num_units is not None and (isinstance(num_units, bool) or not isinstance(num_units, int)
                                       or num_units < 1):
             raise ValueError(f"num_units must be None or an integer >= 1, got {num_units!r}")
@@ -76,13 +76,17 @@ class DynamicGRU(_CustomOpLayer):
     def _uses_attention(self) -> bool:
         return self.gru_type in ("AGRU", "AUGRU")
 
+    def _check_input_count(self, count: int) -> None:
+        if self._uses_attention and count != 3:
+            raise ValueError(f"gru_type {self.gru_type} needs att_score: inputs must be "
+                             f"[inputs, seq_len, att_score], got {count} tensors")
+        if not self._uses_attention and count != 2:
+            raise ValueError(f"gru_type {self.gru_type} takes no att_score: inputs must be "
+                             f"[inputs, seq_len], got {count} tensors")
+
     def build(self, input_shape):
         shapes = _input_shapes(input_shape)
-        want = 3 if self._uses_attention else 2
-        if len(shapes) != want:
-            names = "[inputs, seq_len, att_score]" if want == 3 else "[inputs, seq_len]"
-            raise ValueError(f"gru_type {self.gru_type} takes {want} inputs ({names}), "
-                             f"got {len(shapes)}")
+        self._check_input_count(len(shapes))
         seq = shapes[0]
         if seq.rank != 3 or seq[-1] is None:
             raise ValueError(f"inputs must have shape (batch, T, E) with known E, got {seq}")
@@ -105,19 +109,13 @@ class DynamicGRU(_CustomOpLayer):
     def call(self, input_list, **kwargs):
         if not isinstance(input_list, (list, tuple)):
             raise ValueError("DynamicGRU takes a list [inputs, seq_len(, att_score)]")
-        want = 3 if self._uses_attention else 2
-        if len(input_list) != want:
-            if self._uses_attention:
-                raise ValueError(f"gru_type {self.gru_type} needs att_score: inputs must be "
-                                 f"[inputs, seq_len, att_score], got {len(input_list)} tensors")
-            raise ValueError(f"gru_type {self.gru_type} takes no att_score: inputs must be "
-                             f"[inputs, seq_len], got {len(input_list)} tensors")
+        self._check_input_count(len(input_list))
         x, seq_len = input_list[0], input_list[1]
         att = input_list[2] if self._uses_attention else None
         dtype = x.dtype
         weights = [tf.cast(w, dtype) for w in (self.gates_kernel, self.gates_bias,
                                                 self.candidate_kernel, self.candidate_bias)]
-        outputs, final = gru_ops.dynamic_gru(x, seq_len, *weights, att_scores=att,
+        outputs, final = dynamic_gru(x, seq_len, *weights, att_scores=att,
                                              cell=self.gru_type, reverse=self.go_backwards)
         if self.return_sequence:
             return outputs
@@ -157,8 +155,8 @@ class BidirectionalDynamicGRU(_CustomOpLayer):
                  **kwargs):
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
-        if gru_type not in gru_ops.CELLS:
-            raise ValueError(f"gru_type must be one of {gru_ops.CELLS}, got {gru_type!r}")
+        if gru_type not in CELLS:
+            raise ValueError(f"gru_type must be one of {CELLS}, got {gru_type!r}")
         self.num_units = num_units
         self.gru_type = gru_type
         self.merge_mode = merge_mode
