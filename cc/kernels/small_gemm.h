@@ -10,12 +10,69 @@
 #define DEEPCTR_OPS_CC_KERNELS_SMALL_GEMM_H_
 
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace deepctr_ops {
 namespace kernels {
 // Internal linkage on purpose: the GRU kernel compiles this header once per
 // instruction set (dynamic_gru_cpu_impl.inc), and the copies must not merge.
 namespace {
+
+#if defined(__AVX__)
+inline __m256 MulAdd(__m256 a, __m256 b, __m256 c) {
+#if defined(__FMA__)
+  return _mm256_fmadd_ps(a, b, c);
+#else
+  return _mm256_add_ps(_mm256_mul_ps(a, b), c);
+#endif
+}
+
+// C[4, 16] += A(4, k) B[k, 16] with the 8 accumulators in registers.
+inline void Block4x16(int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
+                      int64_t ldb, float* c, int64_t ldc) {
+  float* c0 = c;
+  float* c1 = c + ldc;
+  float* c2 = c + 2 * ldc;
+  float* c3 = c + 3 * ldc;
+  __m256 s00 = _mm256_loadu_ps(c0), s01 = _mm256_loadu_ps(c0 + 8);
+  __m256 s10 = _mm256_loadu_ps(c1), s11 = _mm256_loadu_ps(c1 + 8);
+  __m256 s20 = _mm256_loadu_ps(c2), s21 = _mm256_loadu_ps(c2 + 8);
+  __m256 s30 = _mm256_loadu_ps(c3), s31 = _mm256_loadu_ps(c3 + 8);
+  const float* a0 = a;
+  const float* a1 = a + a_row;
+  const float* a2 = a + 2 * a_row;
+  const float* a3 = a + 3 * a_row;
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(b + kk * ldb);
+    const __m256 b1 = _mm256_loadu_ps(b + kk * ldb + 8);
+    const int64_t ak = kk * a_col;
+    __m256 v = _mm256_broadcast_ss(a0 + ak);
+    s00 = MulAdd(v, b0, s00);
+    s01 = MulAdd(v, b1, s01);
+    v = _mm256_broadcast_ss(a1 + ak);
+    s10 = MulAdd(v, b0, s10);
+    s11 = MulAdd(v, b1, s11);
+    v = _mm256_broadcast_ss(a2 + ak);
+    s20 = MulAdd(v, b0, s20);
+    s21 = MulAdd(v, b1, s21);
+    v = _mm256_broadcast_ss(a3 + ak);
+    s30 = MulAdd(v, b0, s30);
+    s31 = MulAdd(v, b1, s31);
+  }
+  _mm256_storeu_ps(c0, s00);
+  _mm256_storeu_ps(c0 + 8, s01);
+  _mm256_storeu_ps(c1, s10);
+  _mm256_storeu_ps(c1 + 8, s11);
+  _mm256_storeu_ps(c2, s20);
+  _mm256_storeu_ps(c2 + 8, s21);
+  _mm256_storeu_ps(c3, s30);
+  _mm256_storeu_ps(c3 + 8, s31);
+}
+#endif
 
 template <typename T>
 void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col,
@@ -27,6 +84,12 @@ void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, 
     int64_t j0 = 0;
     if (rows == kRows) {
       for (; j0 + kCols <= n; j0 += kCols) {
+#if defined(__AVX__)
+        if constexpr (std::is_same_v<T, float>) {
+          Block4x16(k, a + i0 * a_row, a_row, a_col, b + j0, ldb, c + i0 * ldc + j0, ldc);
+          continue;
+        }
+#endif
         T acc[kRows][kCols];
         for (int64_t i = 0; i < kRows; ++i) {
           for (int64_t j = 0; j < kCols; ++j) acc[i][j] = c[(i0 + i) * ldc + j0 + j];

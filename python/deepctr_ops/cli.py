@@ -65,9 +65,10 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 def _bench_cases(only: str | None):
-    from .bench import bilstm, pooling, transformer
+    from .bench import bilstm, gru, pooling, transformer
 
     cases = pooling.cases() + transformer.cases() + bilstm.cases()
+    cases += gru.cases()
     if only:
         cases = [c for c in cases if only.lower() in c.name.lower()]
     return cases
