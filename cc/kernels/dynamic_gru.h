@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cc/kernels/host_device.h"
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/status.h"
 
@@ -58,7 +59,7 @@ struct GruShape {
   bool reverse = false;
 };
 
-inline bool GruUsesAttention(GruCell cell) { return cell != GruCell::kGru; }
+DCTR_HOST_DEVICE inline bool GruUsesAttention(GruCell cell) { return cell != GruCell::kGru; }
 
 inline Status ValidateGruShape(const GruShape& s) {
   if (s.batch < 0 || s.time < 0 || s.input < 0 || s.units < 0) {

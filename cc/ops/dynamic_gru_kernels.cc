@@ -234,6 +234,12 @@ DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_CPU, CpuDevice, float, int32_t)
 DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_CPU, CpuDevice, float, int64_t)
 DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_CPU, CpuDevice, double, int32_t)
 DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_CPU, CpuDevice, double, int64_t)
+#if DEEPCTR_OPS_WITH_CUDA
+DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_GPU, GpuDevice, float, int32_t)
+DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_GPU, GpuDevice, float, int64_t)
+DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_GPU, GpuDevice, double, int32_t)
+DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_GPU, GpuDevice, double, int64_t)
+#endif
 #undef DEEPCTR_OPS_REGISTER_GRU
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/dynamic_gru_emulate.h"
 #include "cc/kernels/parallel_for.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
@@ -66,19 +67,23 @@ void Expect(const py::array& a, std::vector<int64_t> shape, const std::string& n
   }
 }
 
-bool ParseDevice(const std::string& device) {
-  if (device != "cpu" && device != "gpu") {
-    throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
+enum class Device { kCpu, kGpu, kEmulated };
+
+Device ParseDevice(const std::string& device) {
+  if (device == "cpu") return Device::kCpu;
+  if (device == "emulated") return Device::kEmulated;
+  if (device != "gpu") {
+    throw py::value_error("device must be 'cpu', 'gpu' or 'emulated', got '" + device + "'");
   }
 #if !DEEPCTR_OPS_WITH_CUDA
-  if (device == "gpu") throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
+  throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
 #endif
-  return device == "gpu";
+  return Device::kGpu;
 }
 
 struct Inputs {
   GruShape shape;
-  bool gpu = false;
+  Device device = Device::kCpu;
   int threads = 0;
   int repeats = 1;
 };
@@ -140,10 +145,12 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
   double ms = 0.0;
   {
     py::gil_scoped_release release;
-    if (in.gpu) {
+    if (in.device == Device::kGpu) {
 #if DEEPCTR_OPS_WITH_CUDA
       Check(RunDynamicGruForwardOnGpu(s, f, in.repeats, &ms));
 #endif
+    } else if (in.device == Device::kEmulated) {
+      Check(kernels::DynamicGruForwardEmulated(s, f, in.threads > 0 ? in.threads : 128));
     } else {
       Check(kernels::DynamicGruForwardCpu(s, f, Threads(in.threads)));
     }
@@ -189,10 +196,12 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
   double ms = 0.0;
   {
     py::gil_scoped_release release;
-    if (in.gpu) {
+    if (in.device == Device::kGpu) {
 #if DEEPCTR_OPS_WITH_CUDA
       Check(RunDynamicGruBackwardOnGpu(s, b, in.repeats, &ms));
 #endif
+    } else if (in.device == Device::kEmulated) {
+      Check(kernels::DynamicGruBackwardEmulated(s, b, in.threads > 0 ? in.threads : 128));
     } else {
       Check(kernels::DynamicGruBackwardCpu(s, b, Threads(in.threads)));
     }
@@ -232,7 +241,7 @@ py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::o
     throw py::value_error("cell must be GRU, AIGRU, AGRU or AUGRU, got '" + cell + "'");
   }
   in.shape.reverse = reverse;
-  in.gpu = ParseDevice(device);
+  in.device = ParseDevice(device);
   in.threads = threads;
   in.repeats = repeats;
   if (grad_outputs.is_none() != grad_final.is_none()) {
@@ -265,7 +274,10 @@ lengths [B] int32/int64, weights wg [E+U, 2U], bg [2U], wc [E+U, U], bc [U],
 att [B, T] (or [B, T, 1]) for AGRU/AUGRU. Forward: (outputs, final_state,
 gates, milliseconds). Backward (runs the forward on the same device first):
 (grad_x, grad_att ([0, 0] for GRU), grad_wg, grad_bg, grad_wc, grad_bc,
-milliseconds). milliseconds is the GPU mean time of one launch, 0 on the CPU.)doc");
+milliseconds). milliseconds is the GPU mean time of one launch, 0 on the CPU.
+device='emulated' runs the CUDA kernels' code on the host, block by block and
+thread by thread (threads = the emulated block size, default 128): a review of
+the GPU code without a GPU.)doc");
 }
 
 }  // namespace bindings

@@ -135,6 +135,31 @@ def test_bad_arguments_name_the_argument(kernels, rng):
         _run(kernels, x, lengths, w, None, "LSTM", False)
 
 
+# ---- the CUDA kernels' code, emulated on the host, against the CPU kernel -------
+# (dynamic_gru_rowwise.h: the phases the kernels run between __syncthreads,
+# here thread by thread; block sizes below and above U, 2U, 3U and E.)
+
+
+@pytest.mark.parametrize("b,t,e,u,threads", [(9, 5, 3, 4, 128), (6, 4, 5, 7, 3),
+                                             (5, 6, 2, 3, 1), (0, 3, 2, 2, 32), (3, 0, 2, 2, 32)])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_emulated_gpu_code_matches_cpu(kernels, rng, b, t, e, u, threads, cell, reverse):
+    x, lengths, w, att = ref.random_case(rng, b, t, e, u, cell)
+    cpu = _run(kernels, x, lengths, w, att, cell, reverse)
+    emulated = _run(kernels, x, lengths, w, att, cell, reverse, device="emulated",
+                    threads=threads)
+    for c, g in zip(cpu[:3], emulated[:3]):
+        np.testing.assert_allclose(g, c, rtol=1e-12, atol=1e-13)
+    go = rng.standard_normal((b, t, u))
+    gf = rng.standard_normal((b, u))
+    cpu = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf)
+    emulated = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf,
+                    device="emulated", threads=threads)
+    for c, g in zip(cpu[:6], emulated[:6]):
+        np.testing.assert_allclose(g, c, rtol=1e-11, atol=1e-12)
+
+
 # ---- GPU against the CPU ------------------------------------------------------
 
 GPU_SHAPES = [(70, 6, 5, 7), (33, 20, 16, 32), (8, 5, 8, 128), (6, 4, 3, 200), (0, 3, 2, 2),
