@@ -111,6 +111,11 @@ template <typename T, typename Index>
 Status DynamicGruBackwardCpu(const GruShape& shape, const GruBackwardArgs<T, Index>& args,
                              const ParallelFor& parallel_for);
 
+// Tests only: which CPU build the two functions above use: "auto" (the best
+// the CPU supports, the default), "baseline" (AVX), "avx2" (AVX2+FMA) or
+// "avx512". False (and no change) for an unknown name or one the CPU lacks.
+bool SetDynamicGruCpuIsa(const std::string& name);
+
 // CUDA, asynchronous on `stream` (a cudaStream_t; nullptr is the default
 // stream); device pointers. The backward zeroes and then atomically
 // accumulates the weight gradients.

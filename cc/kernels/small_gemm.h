@@ -74,6 +74,50 @@ inline void Block4x16(int64_t k, const float* a, int64_t a_row, int64_t a_col, c
 }
 #endif
 
+#if defined(__AVX512F__)
+// C[4, 32] += A(4, k) B[k, 32] with the 8 accumulators in zmm registers.
+inline void Block4x32(int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
+                      int64_t ldb, float* c, int64_t ldc) {
+  float* c0 = c;
+  float* c1 = c + ldc;
+  float* c2 = c + 2 * ldc;
+  float* c3 = c + 3 * ldc;
+  __m512 s00 = _mm512_loadu_ps(c0), s01 = _mm512_loadu_ps(c0 + 16);
+  __m512 s10 = _mm512_loadu_ps(c1), s11 = _mm512_loadu_ps(c1 + 16);
+  __m512 s20 = _mm512_loadu_ps(c2), s21 = _mm512_loadu_ps(c2 + 16);
+  __m512 s30 = _mm512_loadu_ps(c3), s31 = _mm512_loadu_ps(c3 + 16);
+  const float* a0 = a;
+  const float* a1 = a + a_row;
+  const float* a2 = a + 2 * a_row;
+  const float* a3 = a + 3 * a_row;
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const __m512 b0 = _mm512_loadu_ps(b + kk * ldb);
+    const __m512 b1 = _mm512_loadu_ps(b + kk * ldb + 16);
+    const int64_t ak = kk * a_col;
+    __m512 v = _mm512_set1_ps(a0[ak]);
+    s00 = _mm512_fmadd_ps(v, b0, s00);
+    s01 = _mm512_fmadd_ps(v, b1, s01);
+    v = _mm512_set1_ps(a1[ak]);
+    s10 = _mm512_fmadd_ps(v, b0, s10);
+    s11 = _mm512_fmadd_ps(v, b1, s11);
+    v = _mm512_set1_ps(a2[ak]);
+    s20 = _mm512_fmadd_ps(v, b0, s20);
+    s21 = _mm512_fmadd_ps(v, b1, s21);
+    v = _mm512_set1_ps(a3[ak]);
+    s30 = _mm512_fmadd_ps(v, b0, s30);
+    s31 = _mm512_fmadd_ps(v, b1, s31);
+  }
+  _mm512_storeu_ps(c0, s00);
+  _mm512_storeu_ps(c0 + 16, s01);
+  _mm512_storeu_ps(c1, s10);
+  _mm512_storeu_ps(c1 + 16, s11);
+  _mm512_storeu_ps(c2, s20);
+  _mm512_storeu_ps(c2 + 16, s21);
+  _mm512_storeu_ps(c3, s30);
+  _mm512_storeu_ps(c3 + 16, s31);
+}
+#endif
+
 template <typename T>
 void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col,
                     const T* b, int64_t ldb, T* c, int64_t ldc) {
@@ -83,6 +127,13 @@ void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, 
     const int64_t rows = m - i0 < kRows ? m - i0 : kRows;
     int64_t j0 = 0;
     if (rows == kRows) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        for (; j0 + 32 <= n; j0 += 32) {
+          Block4x32(k, a + i0 * a_row, a_row, a_col, b + j0, ldb, c + i0 * ldc + j0, ldc);
+        }
+      }
+#endif
       for (; j0 + kCols <= n; j0 += kCols) {
 #if defined(__AVX__)
         if constexpr (std::is_same_v<T, float>) {

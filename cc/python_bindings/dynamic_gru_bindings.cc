@@ -262,6 +262,9 @@ py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::o
 }  // namespace
 
 void BindDynamicGru(py::module_& m) {
+  m.def("set_dynamic_gru_cpu_isa", &kernels::SetDynamicGruCpuIsa, py::arg("name"),
+        "Tests: force the GRU's CPU build ('auto', 'baseline', 'avx2', 'avx512'); False "
+        "if the name is unknown or the CPU lacks it.");
   m.def("dynamic_gru", &DynamicGru, py::arg("x"), py::arg("lengths"), py::arg("wg"),
         py::arg("bg"), py::arg("wc"), py::arg("bc"), py::arg("att") = py::none(),
         py::arg("cell") = "GRU", py::arg("reverse") = false,

@@ -17,6 +17,15 @@ SHAPES = [(70, 6, 5, 7), (9, 11, 3, 16), (5, 4, 1, 3), (3, 1, 2, 2), (0, 4, 3, 2
           (4, 0, 3, 2), (4, 3, 0, 5)]
 
 
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
+def isa(request, kernels):
+    """Each CPU build of the kernel that this CPU can run (the others skip)."""
+    if not kernels.set_dynamic_gru_cpu_isa(request.param):
+        pytest.skip(f"this CPU cannot run the {request.param} build")
+    yield request.param
+    kernels.set_dynamic_gru_cpu_isa("auto")
+
+
 def _weights(w):
     return [w["wg"], w["bg"], w["wc"], w["bc"]]
 
@@ -30,7 +39,7 @@ def _run(kernels, x, lengths, w, att, cell, reverse, **kwargs):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cpu_forward_matches_reference(kernels, rng, b, t, e, u, cell, reverse, dtype):
+def test_cpu_forward_matches_reference(kernels, isa, rng, b, t, e, u, cell, reverse, dtype):
     x, lengths, w, att = ref.random_case(rng, b, t, e, u, cell, dtype)
     outputs, final, gates, ms = _run(kernels, x, lengths, w, att, cell, reverse, threads=3)
     assert outputs.dtype == dtype and outputs.shape == (b, t, u) and ms == 0.0
@@ -70,7 +79,7 @@ def _loss_grads_fd(x, lengths, w, att, cell, reverse, go, gf, eps=1e-6):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_cpu_backward_matches_finite_differences(kernels, rng, cell, reverse):
+def test_cpu_backward_matches_finite_differences(kernels, isa, rng, cell, reverse):
     x, lengths, w, att = ref.random_case(rng, 5, 4, 3, 4, cell)
     go = rng.standard_normal((5, 4, 4))
     gf = rng.standard_normal((5, 4))
@@ -90,7 +99,26 @@ def test_cpu_backward_matches_finite_differences(kernels, rng, cell, reverse):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_cpu_backward_is_deterministic_across_threads(kernels, rng, cell):
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cpu_float32_backward_matches_float64(kernels, isa, rng, cell, reverse):
+    # Sizes that reach the SIMD blocks (16/32 columns) and their edges.
+    x, lengths, w, att = ref.random_case(rng, 45, 7, 33, 32, cell)
+    go = rng.standard_normal((45, 7, 32))
+    gf = rng.standard_normal((45, 32))
+    want = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf)
+
+    def f32(v):
+        return None if v is None else np.asarray(v, np.float32)
+
+    got = _run(kernels, f32(x), lengths, {k: f32(v) for k, v in w.items()}, f32(att), cell,
+               reverse, grad_outputs=f32(go), grad_final=f32(gf))
+    for g, r in zip(got[:6], want[:6]):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=2e-4, atol=2e-4 * max(1.0, np.abs(r).max(initial=0)))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_cpu_backward_is_deterministic_across_threads(kernels, isa, rng, cell):
     x, lengths, w, att = ref.random_case(rng, 100, 7, 4, 5, cell, np.float32)
     go = rng.standard_normal((100, 7, 5)).astype(np.float32)
     gf = rng.standard_normal((100, 5)).astype(np.float32)
