@@ -132,6 +132,29 @@ def test_gradient_of_the_final_state_alone_and_of_outputs_alone(rng):
                                    atol=1e-12)
 
 
+@pytest.mark.parametrize("impl", ["op", "tf"])
+@pytest.mark.parametrize("cell", ["GRU", "AUGRU"])
+def test_nan_in_padding_never_reaches_outputs_or_gradients(rng, impl, cell):
+    x, _, weights, att = _case(rng, cell, np.float32, b=3, t=5)
+    lengths = np.array([2, 5, 0])
+    x[0, 2:] = np.nan
+    x[2] = np.nan
+    if att is not None:
+        att[0, 2:] = np.nan
+        att[2] = np.nan
+    tensors = [tf.constant(v) for v in [x, *weights] + ([att] if att is not None else [])]
+    with implementation(impl), tf.GradientTape() as tape:
+        tape.watch(tensors)
+        outputs, final = _run(tensors[0], lengths, tensors[1:5],
+                              tensors[5] if att is not None else None, cell)
+        loss = tf.reduce_sum(outputs) + tf.reduce_sum(final)
+    grads = tape.gradient(loss, tensors)
+    assert np.all(np.isfinite(outputs.numpy())) and np.all(np.isfinite(final.numpy()))
+    for g in grads:
+        assert np.all(np.isfinite(g.numpy()))
+    assert np.all(grads[0].numpy()[0, 2:] == 0) and np.all(grads[0].numpy()[2] == 0)
+
+
 def test_second_order_gradient_raises_naming_the_op(rng):
     x, lengths, weights, _ = _case(rng, "GRU")
     xt = tf.constant(x)

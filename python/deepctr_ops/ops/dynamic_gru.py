@@ -130,6 +130,12 @@ def _dynamic_gru_twin(x, lengths, wg, bg, wc, bc, att_scores, cell, reverse):
     att = None
     if att_scores is not None:
         att = tf.reshape(att_scores, tf.shape(x)[:2])
+    # Padded steps are never read, as in the kernels: a NaN there must not
+    # reach the gradients through the discarded branch of the tf.where below.
+    valid_steps = tf.sequence_mask(lengths, time)
+    x = tf.where(valid_steps[:, :, tf.newaxis], x, tf.zeros_like(x))
+    if att is not None:
+        att = tf.where(valid_steps, att, tf.zeros_like(att))
     if reverse:
         # Each row's valid prefix reversed in place: a forward run over it is
         # the reverse run; the outputs are flipped back the same way.
