@@ -1,4 +1,5 @@
-"""GPU vs CPU timing of the pooling and attention-softmax kernels through the pybind11 module.
+"""GPU vs CPU timing of the pooling, attention-softmax and dynamic-GRU kernels through the
+pybind11 module.
 
 Run by tools/gpu_check.sh (DEEPCTR_OPS_KERNELS_DIR points at the build). Prints,
 per case, the CUDA-event time of one launch, the bytes it must move as GB/s,
@@ -56,6 +57,7 @@ def main() -> int:
                     print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
     bench_attention(kernels, gpu, rng)
     bench_attention_pool(kernels, gpu, rng)
+    bench_gru(kernels, gpu, rng)
     return 0
 
 
@@ -112,6 +114,38 @@ def bench_attention_pool(kernels, gpu, rng):
                       f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
             else:
                 print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
+
+
+def bench_gru(kernels, gpu, rng):
+    """Dynamic GRU (GRU and AUGRU), lengths uniform in [0, T]; GB/s counts the [B,T,*]
+    tensors read and written (the kernels are latency-bound, not bandwidth-bound). The CPU
+    bwd column includes the forward that the binding runs first; the GPU time does not."""
+    for cell in ("GRU", "AUGRU"):
+        for b, t, e in ((256, 50, 32), (1024, 100, 64)):
+            u = e
+            x = rng.standard_normal((b, t, e), dtype=np.float32)
+            lengths = rng.integers(0, t + 1, size=b)
+            weights = [rng.standard_normal(shape, dtype=np.float32) * 0.1
+                       for shape in ((e + u, 2 * u), (2 * u,), (e + u, u), (u,))]
+            att = rng.random((b, t, 1), dtype=np.float32) if cell == "AUGRU" else None
+            go = rng.standard_normal((b, t, u), dtype=np.float32)
+            gf = rng.standard_normal((b, u), dtype=np.float32)
+            for label, kwargs, moved in (
+                    ("fwd", {}, 4 * b * t * (e + 4 * u)),
+                    ("bwd", {"grad_outputs": go, "grad_final": gf}, 4 * b * t * (2 * e + 6 * u))):
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    kernels.dynamic_gru(x, lengths, *weights, att=att, cell=cell, **kwargs)
+                cpu_ms = (time.perf_counter() - t0) / 3 * 1e3
+                name = f"gru {cell} B{b} T{t} E{e}"
+                if gpu:
+                    result = kernels.dynamic_gru(x, lengths, *weights, att=att, cell=cell,
+                                                 device="gpu", repeats=20, **kwargs)
+                    gpu_ms = result[-1]
+                    print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
+                          f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
+                else:
+                    print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/python_bindings/attention_pool_bindings.h"
+#include "cc/python_bindings/dynamic_gru_bindings.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
 #include "cc/python_bindings/gpu_attention_runner.h"
@@ -390,4 +391,5 @@ gradient of the scores for the upstream `grad`; `probs` (the forward's output)
 defaults to the CPU forward of `scores`. Returns (result, milliseconds): on the
 GPU the mean time of one launch over `repeats` launches, 0 on the CPU.)doc");
   deepctr_ops::bindings::BindAttentionPool(m);
+  deepctr_ops::bindings::BindDynamicGru(m);
 }

@@ -13,8 +13,9 @@ import tensorflow as tf
 from .._implementation import implementation
 
 # Implementations, in report order. "twin" is deepctr_ops with
-# set_implementation("tf"): the same layers on stock TF ops.
-IMPLEMENTATIONS = ("deepctr_ops", "deepctr", "twin")
+# set_implementation("tf"): the same layers on stock TF ops. "keras" is a
+# stock Keras layer doing the same job (the GRU rows).
+IMPLEMENTATIONS = ("deepctr_ops", "deepctr", "twin", "keras")
 
 
 @dataclass
@@ -62,6 +63,10 @@ class Result:
             "speedup_vs_twin": {
                 "forward": self.ratio("forward", "twin"),
                 "forward_backward": self.ratio("backward", "twin"),
+            },
+            "speedup_vs_keras": {
+                "forward": self.ratio("forward", "keras"),
+                "forward_backward": self.ratio("backward", "keras"),
             },
         }
 
@@ -187,6 +192,8 @@ def format_table(results: Sequence[Result]) -> str:
         "| case | pass | deepctr-ops ms | DeepCTR ms | TF twin ms | vs DeepCTR | vs twin |\n"
         "|---|---|---:|---:|---:|---:|---:|"
     )
+    if any("keras" in r.backward_ms for r in results):
+        return _format_table_with_keras(results)
     lines = [header]
     for r in results:
         for kind, label, times in (("forward", "fwd", r.forward_ms),
@@ -195,5 +202,23 @@ def format_table(results: Sequence[Result]) -> str:
                 f"| {r.case} | {label} | {_fmt_ms(times, 'deepctr_ops')} | "
                 f"{_fmt_ms(times, 'deepctr')} | {_fmt_ms(times, 'twin')} | "
                 f"{_fmt_ratio(r.ratio(kind))} | {_fmt_ratio(r.ratio(kind, 'twin'))} |"
+            )
+    return "\n".join(lines)
+
+
+def _format_table_with_keras(results: Sequence[Result]) -> str:
+    """format_table with the stock Keras layer's columns (the GRU rows)."""
+    lines = [
+        "| case | pass | deepctr-ops ms | DeepCTR ms | Keras ms | TF twin ms | vs DeepCTR | "
+        "vs Keras | vs twin |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    ]
+    for r in results:
+        for kind, label, times in (("forward", "fwd", r.forward_ms),
+                                   ("backward", "fwd+bwd", r.backward_ms)):
+            lines.append(
+                f"| {r.case} | {label} | {_fmt_ms(times, 'deepctr_ops')} | "
+                f"{_fmt_ms(times, 'deepctr')} | {_fmt_ms(times, 'keras')} | "
+                f"{_fmt_ms(times, 'twin')} | {_fmt_ratio(r.ratio(kind))} | "
+                f"{_fmt_ratio(r.ratio(kind, 'keras'))} | {_fmt_ratio(r.ratio(kind, 'twin'))} |"
             )
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .attention_pooling import AttentionSequencePoolingLayer
 from .bias_encoding import BiasEncoding
 from .bilstm import BiLSTM
+from .dynamic_gru import BidirectionalDynamicGRU, DynamicGRU
 from .kmax_pooling import KMaxPooling
 from .pooling import SequencePoolingLayer, WeightedSequenceLayer
 from .position_encoding import PositionEncoding
@@ -22,12 +23,16 @@ custom_objects = {
     "PositionEncoding": PositionEncoding,
     "BiasEncoding": BiasEncoding,
     "AttentionSequencePoolingLayer": AttentionSequencePoolingLayer,
+    "DynamicGRU": DynamicGRU,
+    "BidirectionalDynamicGRU": BidirectionalDynamicGRU,
 }
 
 __all__ = [
     "AttentionSequencePoolingLayer",
     "BiasEncoding",
+    "BidirectionalDynamicGRU",
     "BiLSTM",
+    "DynamicGRU",
     "KMaxPooling",
     "PositionEncoding",
     "SequencePoolingLayer",

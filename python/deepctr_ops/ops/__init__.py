@@ -5,11 +5,13 @@ Importing this package registers every op's C++ gradient.
 
 from .attention import attention_softmax
 from .attention_pool import attention_pool
+from .dynamic_gru import dynamic_gru
 from .pooling import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 
 __all__ = [
     "attention_pool",
     "attention_softmax",
+    "dynamic_gru",
     "masked_sequence_pool",
     "ragged_sequence_pool",
     "sequence_pool",

@@ -1,0 +1,24 @@
+// The AVX2+FMA build of the dynamic GRU's CPU implementation (compiled with
+// -mavx2 -mfma on x86-64; dynamic_gru.cc calls it only on CPUs that have both).
+#define DEEPCTR_OPS_GRU_ISA isa_avx2_fma
+#include "cc/kernels/dynamic_gru_cpu_impl.inc"
+#undef DEEPCTR_OPS_GRU_ISA
+
+namespace deepctr_ops {
+namespace kernels {
+namespace isa_avx2_fma {
+
+#define DEEPCTR_OPS_INSTANTIATE_GRU(T, Index)                                             \
+  template Status ForwardImpl<T, Index>(const GruShape&, const GruForwardArgs<T, Index>&, \
+                                        const ParallelFor&);                              \
+  template Status BackwardImpl<T, Index>(const GruShape&, const GruBackwardArgs<T, Index>&, \
+                                         const ParallelFor&);
+DEEPCTR_OPS_INSTANTIATE_GRU(float, int32_t)
+DEEPCTR_OPS_INSTANTIATE_GRU(float, int64_t)
+DEEPCTR_OPS_INSTANTIATE_GRU(double, int32_t)
+DEEPCTR_OPS_INSTANTIATE_GRU(double, int64_t)
+#undef DEEPCTR_OPS_INSTANTIATE_GRU
+
+}  // namespace isa_avx2_fma
+}  // namespace kernels
+}  // namespace deepctr_ops

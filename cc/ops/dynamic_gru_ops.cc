@@ -1,0 +1,154 @@
+// Op definitions and shape functions of the length-aware dynamic GRU.
+// The names are a public API: SavedModels store them. Never rename one.
+#include <string>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace deepctr_ops {
+namespace {
+
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+struct GruDims {
+  DimensionHandle batch, time, input, units;
+  ShapeHandle x, att, wg, wc;
+};
+
+// Merges B, T, E, U over x, lengths, att_scores and the weights (whose input
+// indices are given; a negative index skips that input) and checks that the
+// weights' first dimension is E + U.
+absl::Status MergeGruDims(InferenceContext* c, int wg, int bg, int wc, int bc, GruDims* d) {
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &d->x));
+  d->batch = c->Dim(d->x, 0);
+  d->time = c->Dim(d->x, 1);
+  d->input = c->Dim(d->x, 2);
+  ShapeHandle lengths = c->input(1);
+  if (c->RankKnown(lengths)) {
+    if (c->Rank(lengths) == 2) {
+      DimensionHandle one;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(lengths, 1), 1, &one));
+    } else if (c->Rank(lengths) != 1) {
+      return absl::InvalidArgumentError("lengths must have shape [batch] or [batch, 1]");
+    }
+    TF_RETURN_IF_ERROR(c->Merge(d->batch, c->Dim(lengths, 0), &d->batch));
+  }
+  std::string cell;
+  TF_RETURN_IF_ERROR(c->GetAttr("cell", &cell));
+  d->att = c->input(2);
+  if (cell != "GRU" && c->RankKnown(d->att)) {
+    const int rank = c->Rank(d->att);
+    if (rank != 2 && rank != 3) {
+      return absl::InvalidArgumentError("att_scores must have shape [batch, T] or [batch, T, 1]");
+    }
+    TF_RETURN_IF_ERROR(c->Merge(d->batch, c->Dim(d->att, 0), &d->batch));
+    TF_RETURN_IF_ERROR(c->Merge(d->time, c->Dim(d->att, 1), &d->time));
+    if (rank == 3) {
+      DimensionHandle one;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(d->att, 2), 1, &one));
+    }
+  }
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(wg), 2, &d->wg));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(wc), 2, &d->wc));
+  d->units = c->Dim(d->wc, 1);
+  DimensionHandle two_units;
+  TF_RETURN_IF_ERROR(c->Multiply(d->units, 2, &two_units));
+  TF_RETURN_IF_ERROR(c->Merge(two_units, c->Dim(d->wg, 1), &two_units));
+  if (bg >= 0) {
+    ShapeHandle bias;
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(bg), 1, &bias));
+    TF_RETURN_IF_ERROR(c->Merge(two_units, c->Dim(bias, 0), &two_units));
+  }
+  if (bc >= 0) {
+    ShapeHandle bias;
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(bc), 1, &bias));
+    TF_RETURN_IF_ERROR(c->Merge(d->units, c->Dim(bias, 0), &d->units));
+  }
+  if (c->ValueKnown(two_units) && !c->ValueKnown(d->units)) {
+    d->units = c->MakeDim(c->Value(two_units) / 2);
+  }
+  DimensionHandle rows;
+  TF_RETURN_IF_ERROR(c->Add(d->input, d->units, &rows));
+  TF_RETURN_IF_ERROR(c->Merge(rows, c->Dim(d->wg, 0), &rows));
+  TF_RETURN_IF_ERROR(c->Merge(rows, c->Dim(d->wc, 0), &rows));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("DeepCTR>DynamicGru")
+    .Input("x: T")
+    .Input("lengths: Tlen")
+    .Input("att_scores: T")
+    .Input("wg: T")
+    .Input("bg: T")
+    .Input("wc: T")
+    .Input("bc: T")
+    .Output("outputs: T")
+    .Output("final_state: T")
+    .Output("gates: T")
+    .Attr("T: {float, double}")
+    .Attr("Tlen: {int32, int64}")
+    .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+    .Attr("reverse: bool = false")
+    .SetShapeFn([](InferenceContext* c) {
+      GruDims d;
+      TF_RETURN_IF_ERROR(MergeGruDims(c, 3, 4, 5, 6, &d));
+      DimensionHandle three_units;
+      TF_RETURN_IF_ERROR(c->Multiply(d.units, 3, &three_units));
+      c->set_output(0, c->MakeShape({d.batch, d.time, d.units}));
+      c->set_output(1, c->MakeShape({d.batch, d.units}));
+      c->set_output(2, c->MakeShape({d.batch, d.time, three_units}));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+DeepCTR DynamicGRU (DIEN) over x [B, T, E] with lengths [B] or [B, 1] (clamped
+to [0, T]); att_scores [B, T] or [B, T, 1] for AGRU/AUGRU, empty for GRU.
+Weights in DeepCTR's layout: wg [(E+U), 2U] (reset half, then update half), bg
+[2U], wc [(E+U), U], bc [U]. outputs [B, T, U] (0 at t >= len), final_state
+[B, U] (the state after step len-1, 0 for len 0), gates [B, T, 3U] (r, z, c of
+each valid step, for the gradient). reverse runs each row from len-1 down to 0
+and writes its outputs at their own positions.
+)doc");
+
+REGISTER_OP("DeepCTR>DynamicGruGrad")
+    .Input("x: T")
+    .Input("lengths: Tlen")
+    .Input("att_scores: T")
+    .Input("wg: T")
+    .Input("wc: T")
+    .Input("outputs: T")
+    .Input("gates: T")
+    .Input("grad_outputs: T")
+    .Input("grad_final_state: T")
+    .Output("grad_x: T")
+    .Output("grad_att_scores: T")
+    .Output("grad_wg: T")
+    .Output("grad_bg: T")
+    .Output("grad_wc: T")
+    .Output("grad_bc: T")
+    .Attr("T: {float, double}")
+    .Attr("Tlen: {int32, int64}")
+    .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+    .Attr("reverse: bool = false")
+    .SetShapeFn([](InferenceContext* c) {
+      GruDims d;
+      TF_RETURN_IF_ERROR(MergeGruDims(c, 3, -1, 4, -1, &d));
+      ShapeHandle seq = c->MakeShape({d.batch, d.time, d.units});
+      TF_RETURN_IF_ERROR(c->Merge(c->input(5), seq, &seq));
+      TF_RETURN_IF_ERROR(c->Merge(c->input(7), seq, &seq));
+      DimensionHandle two_units, three_units;
+      TF_RETURN_IF_ERROR(c->Multiply(d.units, 2, &two_units));
+      TF_RETURN_IF_ERROR(c->Multiply(d.units, 3, &three_units));
+      c->set_output(0, c->MakeShape({d.batch, d.time, d.input}));
+      c->set_output(1, c->input(2));
+      c->set_output(2, d.wg);
+      c->set_output(3, c->MakeShape({two_units}));
+      c->set_output(4, d.wc);
+      c->set_output(5, c->MakeShape({d.units}));
+      return absl::OkStatus();
+    });
+
+}  // namespace deepctr_ops

@@ -1,0 +1,287 @@
+// pybind11 entries of the dynamic GRU: the TF-free CPU kernel on numpy arrays,
+// and the CUDA launchers when built with CUDA (tests and GPU checks).
+#include "cc/python_bindings/dynamic_gru_bindings.h"
+
+#include <pybind11/numpy.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/dynamic_gru_emulate.h"
+#include "cc/kernels/parallel_for.h"
+
+#if DEEPCTR_OPS_WITH_CUDA
+#include "cc/python_bindings/gpu_gru_runner.h"
+#endif
+
+namespace py = pybind11;
+
+namespace deepctr_ops {
+namespace bindings {
+namespace {
+
+using kernels::GruBackwardArgs;
+using kernels::GruForwardArgs;
+using kernels::GruShape;
+
+kernels::ParallelFor Threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  return [n](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    const int64_t workers = std::min<int64_t>(std::max(n, 1), total);
+    if (workers <= 1) {
+      kernels::SerialFor(total, 0, fn);
+      return;
+    }
+    std::vector<std::thread> pool;
+    const int64_t chunk = (total + workers - 1) / workers;
+    for (int64_t begin = 0; begin < total; begin += chunk) {
+      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
+    }
+    for (auto& t : pool) t.join();
+  };
+}
+
+void Check(const kernels::Status& s) {
+  if (!s.ok()) throw py::value_error(s.message());
+}
+
+template <typename V>
+py::array_t<V> Array(const py::object& obj, const char* name) {
+  auto a = py::array_t<V, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a) throw py::value_error(std::string(name) + " must be an array");
+  return a;
+}
+
+void Expect(const py::array& a, std::vector<int64_t> shape, const std::string& name) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  if (!ok) {
+    std::string want = "[";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    throw py::value_error(name + " must have shape " + want + "]");
+  }
+}
+
+enum class Device { kCpu, kGpu, kEmulated };
+
+Device ParseDevice(const std::string& device) {
+  if (device == "cpu") return Device::kCpu;
+  if (device == "emulated") return Device::kEmulated;
+  if (device != "gpu") {
+    throw py::value_error("device must be 'cpu', 'gpu' or 'emulated', got '" + device + "'");
+  }
+#if !DEEPCTR_OPS_WITH_CUDA
+  throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
+#endif
+  return Device::kGpu;
+}
+
+struct Inputs {
+  GruShape shape;
+  Device device = Device::kCpu;
+  int threads = 0;
+  int repeats = 1;
+};
+
+template <typename T>
+struct Arrays {
+  py::array_t<T> x, att, wg, bg, wc, bc;
+};
+
+// Reads the shape from x [B,T,E] and wc [E+U,U] and checks the rest.
+template <typename T>
+Arrays<T> ReadArrays(const py::object& x, const py::object& wg, const py::object& bg,
+                     const py::object& wc, const py::object& bc, const py::object& att,
+                     GruShape* s) {
+  Arrays<T> a;
+  a.x = Array<T>(x, "x");
+  if (a.x.ndim() != 3) throw py::value_error("x must have shape [batch, T, E]");
+  a.wc = Array<T>(wc, "wc");
+  if (a.wc.ndim() != 2) throw py::value_error("wc must have shape [E + units, units]");
+  s->batch = a.x.shape(0);
+  s->time = a.x.shape(1);
+  s->input = a.x.shape(2);
+  s->units = a.wc.shape(1);
+  const int64_t u = s->units, rows = s->input + u;
+  Expect(a.wc, {rows, u}, "wc");
+  a.wg = Array<T>(wg, "wg");
+  Expect(a.wg, {rows, 2 * u}, "wg");
+  a.bg = Array<T>(bg, "bg");
+  Expect(a.bg, {2 * u}, "bg");
+  a.bc = Array<T>(bc, "bc");
+  Expect(a.bc, {u}, "bc");
+  if (kernels::GruUsesAttention(s->cell)) {
+    if (att.is_none()) throw py::value_error("att is required for AGRU and AUGRU");
+    a.att = Array<T>(att, "att");
+    if (a.att.size() != s->batch * s->time) throw py::value_error("att must have B * T values");
+  } else if (!att.is_none()) {
+    throw py::value_error("att must be None for GRU");
+  }
+  return a;
+}
+
+template <typename T, typename Index>
+py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>& lengths) {
+  const GruShape& s = in.shape;
+  py::array_t<T> outputs({s.batch, s.time, s.units});
+  py::array_t<T> final_state({s.batch, s.units});
+  py::array_t<T> gates({s.batch, s.time, 3 * s.units});
+  GruForwardArgs<T, Index> f;
+  f.x = a.x.data();
+  f.lengths = lengths.data();
+  f.att = kernels::GruUsesAttention(s.cell) ? a.att.data() : nullptr;
+  f.wg = a.wg.data();
+  f.bg = a.bg.data();
+  f.wc = a.wc.data();
+  f.bc = a.bc.data();
+  f.outputs = outputs.mutable_data();
+  f.final_state = final_state.mutable_data();
+  f.gates = gates.mutable_data();
+  double ms = 0.0;
+  {
+    py::gil_scoped_release release;
+    if (in.device == Device::kGpu) {
+#if DEEPCTR_OPS_WITH_CUDA
+      Check(RunDynamicGruForwardOnGpu(s, f, in.repeats, &ms));
+#endif
+    } else if (in.device == Device::kEmulated) {
+      Check(kernels::DynamicGruForwardEmulated(s, f, in.threads > 0 ? in.threads : 128));
+    } else {
+      Check(kernels::DynamicGruForwardCpu(s, f, Threads(in.threads)));
+    }
+  }
+  return py::make_tuple(outputs, final_state, gates, ms);
+}
+
+template <typename T, typename Index>
+py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>& lengths,
+                   const py::object& grad_outputs_obj, const py::object& grad_final_obj) {
+  const GruShape& s = in.shape;
+  // The forward on the same device gives the saved outputs and gates.
+  py::tuple fwd = Forward<T, Index>(in, a, lengths);
+  auto outputs = fwd[0].cast<py::array_t<T>>();
+  auto gates = fwd[2].cast<py::array_t<T>>();
+  auto grad_outputs = Array<T>(grad_outputs_obj, "grad_outputs");
+  Expect(grad_outputs, {s.batch, s.time, s.units}, "grad_outputs");
+  auto grad_final = Array<T>(grad_final_obj, "grad_final");
+  Expect(grad_final, {s.batch, s.units}, "grad_final");
+  const bool use_att = kernels::GruUsesAttention(s.cell);
+  py::array_t<T> gx({s.batch, s.time, s.input});
+  py::array_t<T> gatt(std::vector<int64_t>{use_att ? s.batch : 0, use_att ? s.time : 0});
+  py::array_t<T> gwg({s.input + s.units, 2 * s.units});
+  py::array_t<T> gbg(std::vector<int64_t>{2 * s.units});
+  py::array_t<T> gwc({s.input + s.units, s.units});
+  py::array_t<T> gbc(std::vector<int64_t>{s.units});
+  GruBackwardArgs<T, Index> b;
+  b.x = a.x.data();
+  b.lengths = lengths.data();
+  b.att = use_att ? a.att.data() : nullptr;
+  b.wg = a.wg.data();
+  b.wc = a.wc.data();
+  b.outputs = outputs.data();
+  b.gates = gates.data();
+  b.grad_outputs = grad_outputs.data();
+  b.grad_final = grad_final.data();
+  b.grad_x = gx.mutable_data();
+  b.grad_att = use_att ? gatt.mutable_data() : nullptr;
+  b.grad_wg = gwg.mutable_data();
+  b.grad_bg = gbg.mutable_data();
+  b.grad_wc = gwc.mutable_data();
+  b.grad_bc = gbc.mutable_data();
+  double ms = 0.0;
+  {
+    py::gil_scoped_release release;
+    if (in.device == Device::kGpu) {
+#if DEEPCTR_OPS_WITH_CUDA
+      Check(RunDynamicGruBackwardOnGpu(s, b, in.repeats, &ms));
+#endif
+    } else if (in.device == Device::kEmulated) {
+      Check(kernels::DynamicGruBackwardEmulated(s, b, in.threads > 0 ? in.threads : 128));
+    } else {
+      Check(kernels::DynamicGruBackwardCpu(s, b, Threads(in.threads)));
+    }
+  }
+  return py::make_tuple(gx, gatt, gwg, gbg, gwc, gbc, ms);
+}
+
+template <typename T>
+py::tuple Dispatch(Inputs in, const py::object& x, const py::object& lengths_obj,
+                   const py::object& wg, const py::object& bg, const py::object& wc,
+                   const py::object& bc, const py::object& att, const py::object& grad_outputs,
+                   const py::object& grad_final) {
+  Arrays<T> a = ReadArrays<T>(x, wg, bg, wc, bc, att, &in.shape);
+  const py::array raw = py::array::ensure(lengths_obj);
+  if (!raw || raw.size() != in.shape.batch) {
+    throw py::value_error("lengths must have batch = " + std::to_string(in.shape.batch) +
+                          " values");
+  }
+  const bool backward = !grad_outputs.is_none();
+  if (py::str(raw.dtype().attr("name")).cast<std::string>() == "int32") {
+    auto lengths = Array<int32_t>(lengths_obj, "lengths");
+    return backward ? Backward<T, int32_t>(in, a, lengths, grad_outputs, grad_final)
+                    : Forward<T, int32_t>(in, a, lengths);
+  }
+  auto lengths = Array<int64_t>(lengths_obj, "lengths");
+  return backward ? Backward<T, int64_t>(in, a, lengths, grad_outputs, grad_final)
+                  : Forward<T, int64_t>(in, a, lengths);
+}
+
+py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::object& wg,
+                     const py::object& bg, const py::object& wc, const py::object& bc,
+                     const py::object& att, const std::string& cell, bool reverse,
+                     const py::object& grad_outputs, const py::object& grad_final,
+                     const std::string& device, int threads, int repeats) {
+  Inputs in;
+  if (!kernels::ParseGruCell(cell, &in.shape.cell)) {
+    throw py::value_error("cell must be GRU, AIGRU, AGRU or AUGRU, got '" + cell + "'");
+  }
+  in.shape.reverse = reverse;
+  in.device = ParseDevice(device);
+  in.threads = threads;
+  in.repeats = repeats;
+  if (grad_outputs.is_none() != grad_final.is_none()) {
+    throw py::value_error("pass both grad_outputs and grad_final (backward) or neither");
+  }
+  const py::array xa = py::array::ensure(x);
+  if (!xa) throw py::value_error("x must be an array");
+  const std::string dtype = py::str(xa.dtype().attr("name")).cast<std::string>();
+  if (dtype == "float32") {
+    return Dispatch<float>(in, x, lengths, wg, bg, wc, bc, att, grad_outputs, grad_final);
+  }
+  if (dtype == "float64") {
+    return Dispatch<double>(in, x, lengths, wg, bg, wc, bc, att, grad_outputs, grad_final);
+  }
+  throw py::value_error("x must be float32 or float64, got " + dtype);
+}
+
+}  // namespace
+
+void BindDynamicGru(py::module_& m) {
+  m.def("set_dynamic_gru_cpu_isa", &kernels::SetDynamicGruCpuIsa, py::arg("name"),
+        "Tests: force the GRU's CPU build ('auto', 'baseline', 'avx2', 'avx512'); False "
+        "if the name is unknown or the CPU lacks it.");
+  m.def("dynamic_gru", &DynamicGru, py::arg("x"), py::arg("lengths"), py::arg("wg"),
+        py::arg("bg"), py::arg("wc"), py::arg("bc"), py::arg("att") = py::none(),
+        py::arg("cell") = "GRU", py::arg("reverse") = false,
+        py::arg("grad_outputs") = py::none(), py::arg("grad_final") = py::none(),
+        py::arg("device") = "cpu", py::arg("threads") = 0, py::arg("repeats") = 1,
+        R"doc(Dynamic GRU forward, or backward when grad_outputs/grad_final are given.
+
+x [B, T, E] float32/float64 (the other arrays are converted to its dtype),
+lengths [B] int32/int64, weights wg [E+U, 2U], bg [2U], wc [E+U, U], bc [U],
+att [B, T] (or [B, T, 1]) for AGRU/AUGRU. Forward: (outputs, final_state,
+gates, milliseconds). Backward (runs the forward on the same device first):
+(grad_x, grad_att ([0, 0] for GRU), grad_wg, grad_bg, grad_wc, grad_bc,
+milliseconds). milliseconds is the GPU mean time of one launch, 0 on the CPU.
+device='emulated' runs the CUDA kernels' code on the host, block by block and
+thread by thread (threads = the emulated block size, default 128): a review of
+the GPU code without a GPU.)doc");
+}
+
+}  // namespace bindings
+}  // namespace deepctr_ops

@@ -1,0 +1,121 @@
+#include "cc/python_bindings/gpu_gru_runner.h"
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "cc/python_bindings/cuda_host_utils.h"
+
+namespace deepctr_ops {
+namespace bindings {
+
+template <typename T, typename Index>
+kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& s,
+                                          const kernels::GruForwardArgs<T, Index>& host,
+                                          int repeats, double* milliseconds) {
+  *milliseconds = 0.0;
+  kernels::Status st = kernels::ValidateGruShape(s);
+  if (!st.ok()) return st;
+  const size_t b = s.batch, t = s.time, e = s.input, u = s.units;
+  const bool att = host.att != nullptr;
+  DeviceBuffer x, lengths, a, wg, bg, wc, bc, out, fin, gates;
+  st = Upload(host.x, b * t * e, &x);
+  if (st.ok()) st = Upload(host.lengths, b, &lengths);
+  if (st.ok()) st = Upload(att ? host.att : host.x, att ? b * t : 0, &a);
+  if (st.ok()) st = Upload(host.wg, (e + u) * 2 * u, &wg);
+  if (st.ok()) st = Upload(host.bg, 2 * u, &bg);
+  if (st.ok()) st = Upload(host.wc, (e + u) * u, &wc);
+  if (st.ok()) st = Upload(host.bc, u, &bc);
+  if (st.ok()) st = CudaStatus(out.Allocate(b * t * u * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(fin.Allocate(b * u * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(gates.Allocate(b * t * 3 * u * sizeof(T)), "cudaMalloc");
+  if (!st.ok()) return st;
+  kernels::GruForwardArgs<T, Index> d;
+  d.x = static_cast<const T*>(x.get());
+  d.lengths = static_cast<const Index*>(lengths.get());
+  d.att = att ? static_cast<const T*>(a.get()) : nullptr;
+  d.wg = static_cast<const T*>(wg.get());
+  d.bg = static_cast<const T*>(bg.get());
+  d.wc = static_cast<const T*>(wc.get());
+  d.bc = static_cast<const T*>(bc.get());
+  d.outputs = static_cast<T*>(out.get());
+  d.final_state = static_cast<T*>(fin.get());
+  d.gates = static_cast<T*>(gates.get());
+  auto launch = [&]() { return kernels::LaunchDynamicGruForward(s, d, nullptr); };
+  st = launch();
+  if (st.ok()) st = CudaStatus(cudaDeviceSynchronize(), "kernel");
+  if (st.ok()) st = Download(out, b * t * u, host.outputs);
+  if (st.ok()) st = Download(fin, b * u, host.final_state);
+  if (st.ok()) st = Download(gates, b * t * 3 * u, host.gates);
+  if (!st.ok()) return st;
+  return TimeLaunches(launch, repeats < 1 ? 1 : repeats, milliseconds);
+}
+
+template <typename T, typename Index>
+kernels::Status RunDynamicGruBackwardOnGpu(const kernels::GruShape& s,
+                                           const kernels::GruBackwardArgs<T, Index>& host,
+                                           int repeats, double* milliseconds) {
+  *milliseconds = 0.0;
+  kernels::Status st = kernels::ValidateGruShape(s);
+  if (!st.ok()) return st;
+  const size_t b = s.batch, t = s.time, e = s.input, u = s.units;
+  const bool att = host.att != nullptr;
+  DeviceBuffer x, lengths, a, wg, wc, out, gates, go, gf, gx, ga, gwg, gbg, gwc, gbc;
+  st = Upload(host.x, b * t * e, &x);
+  if (st.ok()) st = Upload(host.lengths, b, &lengths);
+  if (st.ok()) st = Upload(att ? host.att : host.x, att ? b * t : 0, &a);
+  if (st.ok()) st = Upload(host.wg, (e + u) * 2 * u, &wg);
+  if (st.ok()) st = Upload(host.wc, (e + u) * u, &wc);
+  if (st.ok()) st = Upload(host.outputs, b * t * u, &out);
+  if (st.ok()) st = Upload(host.gates, b * t * 3 * u, &gates);
+  if (st.ok()) st = Upload(host.grad_outputs, b * t * u, &go);
+  if (st.ok()) st = Upload(host.grad_final, b * u, &gf);
+  if (st.ok()) st = CudaStatus(gx.Allocate(b * t * e * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(ga.Allocate((att ? b * t : 0) * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(gwg.Allocate((e + u) * 2 * u * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(gbg.Allocate(2 * u * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(gwc.Allocate((e + u) * u * sizeof(T)), "cudaMalloc");
+  if (st.ok()) st = CudaStatus(gbc.Allocate(u * sizeof(T)), "cudaMalloc");
+  if (!st.ok()) return st;
+  kernels::GruBackwardArgs<T, Index> d;
+  d.x = static_cast<const T*>(x.get());
+  d.lengths = static_cast<const Index*>(lengths.get());
+  d.att = att ? static_cast<const T*>(a.get()) : nullptr;
+  d.wg = static_cast<const T*>(wg.get());
+  d.wc = static_cast<const T*>(wc.get());
+  d.outputs = static_cast<const T*>(out.get());
+  d.gates = static_cast<const T*>(gates.get());
+  d.grad_outputs = static_cast<const T*>(go.get());
+  d.grad_final = static_cast<const T*>(gf.get());
+  d.grad_x = static_cast<T*>(gx.get());
+  d.grad_att = att ? static_cast<T*>(ga.get()) : nullptr;
+  d.grad_wg = static_cast<T*>(gwg.get());
+  d.grad_bg = static_cast<T*>(gbg.get());
+  d.grad_wc = static_cast<T*>(gwc.get());
+  d.grad_bc = static_cast<T*>(gbc.get());
+  auto launch = [&]() { return kernels::LaunchDynamicGruBackward(s, d, nullptr); };
+  st = launch();
+  if (st.ok()) st = CudaStatus(cudaDeviceSynchronize(), "kernel");
+  if (st.ok()) st = Download(gx, b * t * e, host.grad_x);
+  if (st.ok() && att) st = Download(ga, b * t, host.grad_att);
+  if (st.ok()) st = Download(gwg, (e + u) * 2 * u, host.grad_wg);
+  if (st.ok()) st = Download(gbg, 2 * u, host.grad_bg);
+  if (st.ok()) st = Download(gwc, (e + u) * u, host.grad_wc);
+  if (st.ok()) st = Download(gbc, u, host.grad_bc);
+  if (!st.ok()) return st;
+  return TimeLaunches(launch, repeats < 1 ? 1 : repeats, milliseconds);
+}
+
+#define DEEPCTR_OPS_INSTANTIATE_GRU_RUNNER(T, Index)                                      \
+  template kernels::Status RunDynamicGruForwardOnGpu<T, Index>(                           \
+      const kernels::GruShape&, const kernels::GruForwardArgs<T, Index>&, int, double*);  \
+  template kernels::Status RunDynamicGruBackwardOnGpu<T, Index>(                          \
+      const kernels::GruShape&, const kernels::GruBackwardArgs<T, Index>&, int, double*);
+DEEPCTR_OPS_INSTANTIATE_GRU_RUNNER(float, int32_t)
+DEEPCTR_OPS_INSTANTIATE_GRU_RUNNER(float, int64_t)
+DEEPCTR_OPS_INSTANTIATE_GRU_RUNNER(double, int32_t)
+DEEPCTR_OPS_INSTANTIATE_GRU_RUNNER(double, int64_t)
+#undef DEEPCTR_OPS_INSTANTIATE_GRU_RUNNER
+
+}  // namespace bindings
+}  // namespace deepctr_ops

@@ -1,0 +1,215 @@
+"""The TF-free dynamic-GRU kernels through the pybind11 module: the CPU forward
+against the float64 NumPy reference, the CPU backward against central finite
+differences of that reference, and the GPU against the CPU (skipped without a
+GPU)."""
+
+from __future__ import annotations
+
+import gru_reference as ref
+import numpy as np
+import pytest
+
+CELLS = ["GRU", "AGRU", "AUGRU"]
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+# B, T, E, U: several 32-row chunks with ragged tails, U not a multiple of the
+# SIMD width, E = 1, and empty shapes.
+SHAPES = [(70, 6, 5, 7), (9, 11, 3, 16), (5, 4, 1, 3), (3, 1, 2, 2), (0, 4, 3, 2),
+          (4, 0, 3, 2), (4, 3, 0, 5)]
+
+
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
+def isa(request, kernels):
+    """Each CPU build of the kernel that this CPU can run (the others skip)."""
+    if not kernels.set_dynamic_gru_cpu_isa(request.param):
+        pytest.skip(f"this CPU cannot run the {request.param} build")
+    yield request.param
+    kernels.set_dynamic_gru_cpu_isa("auto")
+
+
+def _weights(w):
+    return [w["wg"], w["bg"], w["wc"], w["bc"]]
+
+
+def _run(kernels, x, lengths, w, att, cell, reverse, **kwargs):
+    return kernels.dynamic_gru(x, lengths, *_weights(w), att=att, cell=cell, reverse=reverse,
+                               **kwargs)
+
+
+@pytest.mark.parametrize("b,t,e,u", SHAPES)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_forward_matches_reference(kernels, isa, rng, b, t, e, u, cell, reverse, dtype):
+    x, lengths, w, att = ref.random_case(rng, b, t, e, u, cell, dtype)
+    outputs, final, gates, ms = _run(kernels, x, lengths, w, att, cell, reverse, threads=3)
+    assert outputs.dtype == dtype and outputs.shape == (b, t, u) and ms == 0.0
+    assert final.shape == (b, u) and gates.shape == (b, t, 3 * u)
+    want_out, want_final = ref.forward(x, lengths, **w, att=att, cell=cell, reverse=reverse)
+    np.testing.assert_allclose(outputs, want_out, **TOL[dtype])
+    np.testing.assert_allclose(final, want_final, **TOL[dtype])
+    valid = np.arange(t)[None, :] < ref.clamp_lengths(lengths, t)[:, None]
+    assert np.all(outputs[~valid] == 0) and np.all(gates[~valid] == 0)
+
+
+def _loss_grads_fd(x, lengths, w, att, cell, reverse, go, gf, eps=1e-6):
+    """Central differences of sum(outputs * go) + sum(final * gf)."""
+    params = {"x": x, **w}
+    if att is not None:
+        params["att"] = att
+
+    def loss():
+        out, fin = ref.forward(params["x"], lengths, params["wg"], params["bg"], params["wc"],
+                               params["bc"], att=params.get("att"), cell=cell, reverse=reverse)
+        return np.sum(out * go) + np.sum(fin * gf)
+
+    grads = {}
+    for name, value in params.items():
+        g = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            keep = value[idx]
+            value[idx] = keep + eps
+            up = loss()
+            value[idx] = keep - eps
+            down = loss()
+            value[idx] = keep
+            g[idx] = (up - down) / (2 * eps)
+        grads[name] = g
+    return grads
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cpu_backward_matches_finite_differences(kernels, isa, rng, cell, reverse):
+    x, lengths, w, att = ref.random_case(rng, 5, 4, 3, 4, cell)
+    go = rng.standard_normal((5, 4, 4))
+    gf = rng.standard_normal((5, 4))
+    gx, gatt, gwg, gbg, gwc, gbc, _ = _run(kernels, x, lengths, w, att, cell, reverse,
+                                           grad_outputs=go, grad_final=gf, threads=2)
+    want = _loss_grads_fd(x, lengths, w, att, cell, reverse, go, gf)
+    tol = dict(rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gx, want["x"], **tol)
+    np.testing.assert_allclose(gwg, want["wg"], **tol)
+    np.testing.assert_allclose(gbg, want["bg"], **tol)
+    np.testing.assert_allclose(gwc, want["wc"], **tol)
+    np.testing.assert_allclose(gbc, want["bc"], **tol)
+    if att is not None:
+        np.testing.assert_allclose(gatt, want["att"].reshape(gatt.shape), **tol)
+    else:
+        assert gatt.size == 0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cpu_float32_backward_matches_float64(kernels, isa, rng, cell, reverse):
+    # Sizes that reach the SIMD blocks (16/32 columns) and their edges.
+    x, lengths, w, att = ref.random_case(rng, 45, 7, 33, 32, cell)
+    go = rng.standard_normal((45, 7, 32))
+    gf = rng.standard_normal((45, 32))
+    want = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf)
+
+    def f32(v):
+        return None if v is None else np.asarray(v, np.float32)
+
+    got = _run(kernels, f32(x), lengths, {k: f32(v) for k, v in w.items()}, f32(att), cell,
+               reverse, grad_outputs=f32(go), grad_final=f32(gf))
+    for g, r in zip(got[:6], want[:6]):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=2e-4, atol=2e-4 * max(1.0, np.abs(r).max(initial=0)))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_cpu_backward_is_deterministic_across_threads(kernels, isa, rng, cell):
+    x, lengths, w, att = ref.random_case(rng, 100, 7, 4, 5, cell, np.float32)
+    go = rng.standard_normal((100, 7, 5)).astype(np.float32)
+    gf = rng.standard_normal((100, 5)).astype(np.float32)
+    one = _run(kernels, x, lengths, w, att, cell, False, grad_outputs=go, grad_final=gf,
+               threads=1)
+    three = _run(kernels, x, lengths, w, att, cell, False, grad_outputs=go, grad_final=gf,
+                 threads=3)
+    for a, b in zip(one[:6], three[:6]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_nan_in_padding_does_not_leak_and_nan_in_a_valid_step_propagates(kernels, rng, cell,
+                                                                         reverse):
+    x, _, w, att = ref.random_case(rng, 3, 6, 3, 4, cell, np.float32)
+    lengths = np.array([3, 6, 0])
+    x[0, 3:] = np.nan  # padding of row 0
+    x[2] = np.nan      # row 2 has no valid step
+    if att is not None:
+        att[0, 3:] = np.nan
+    x[1, 2, 0] = np.nan  # a valid step of row 1
+    outputs, final, _, _ = _run(kernels, x, lengths, w, att, cell, reverse)
+    assert np.all(np.isfinite(outputs[0])) and np.all(np.isfinite(final[0]))
+    assert np.all(outputs[2] == 0) and np.all(final[2] == 0)
+    assert np.isnan(final[1]).all()
+    go = np.ones_like(outputs)
+    gx, gatt, *_ = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go,
+                        grad_final=np.ones_like(final))
+    assert np.all(np.isfinite(gx[0, :3])) and np.all(gx[0, 3:] == 0) and np.all(gx[2] == 0)
+
+
+def test_bad_arguments_name_the_argument(kernels, rng):
+    x, lengths, w, att = ref.random_case(rng, 3, 4, 2, 3, "AGRU")
+    with pytest.raises(ValueError, match="att is required"):
+        _run(kernels, x, lengths, w, None, "AGRU", False)
+    with pytest.raises(ValueError, match="att must be None"):
+        _run(kernels, x, lengths, w, att, "GRU", False)
+    with pytest.raises(ValueError, match="wg must have shape"):
+        kernels.dynamic_gru(x, lengths, w["wg"][:-1], w["bg"], w["wc"], w["bc"])
+    with pytest.raises(ValueError, match="cell must be"):
+        _run(kernels, x, lengths, w, None, "LSTM", False)
+
+
+# ---- the CUDA kernels' code, emulated on the host, against the CPU kernel -------
+# (dynamic_gru_rowwise.h: the phases the kernels run between __syncthreads,
+# here thread by thread; block sizes below and above U, 2U, 3U and E.)
+
+
+@pytest.mark.parametrize("b,t,e,u,threads", [(9, 5, 3, 4, 128), (6, 4, 5, 7, 3),
+                                             (5, 6, 2, 3, 1), (0, 3, 2, 2, 32), (3, 0, 2, 2, 32)])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_emulated_gpu_code_matches_cpu(kernels, rng, b, t, e, u, threads, cell, reverse):
+    x, lengths, w, att = ref.random_case(rng, b, t, e, u, cell)
+    cpu = _run(kernels, x, lengths, w, att, cell, reverse)
+    emulated = _run(kernels, x, lengths, w, att, cell, reverse, device="emulated",
+                    threads=threads)
+    for c, g in zip(cpu[:3], emulated[:3]):
+        np.testing.assert_allclose(g, c, rtol=1e-12, atol=1e-13)
+    go = rng.standard_normal((b, t, u))
+    gf = rng.standard_normal((b, u))
+    cpu = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf)
+    emulated = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf,
+                    device="emulated", threads=threads)
+    for c, g in zip(cpu[:6], emulated[:6]):
+        np.testing.assert_allclose(g, c, rtol=1e-11, atol=1e-12)
+
+
+# ---- GPU against the CPU ------------------------------------------------------
+
+GPU_SHAPES = [(70, 6, 5, 7), (33, 20, 16, 32), (8, 5, 8, 128), (6, 4, 3, 200), (0, 3, 2, 2),
+              (3, 0, 2, 2)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("b,t,e,u", GPU_SHAPES)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_matches_cpu(gpu_kernels, rng, b, t, e, u, cell, reverse, dtype):
+    x, lengths, w, att = ref.random_case(rng, b, t, e, u, cell, dtype)
+    cpu = _run(gpu_kernels, x, lengths, w, att, cell, reverse)
+    gpu = _run(gpu_kernels, x, lengths, w, att, cell, reverse, device="gpu")
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for c, g in zip(cpu[:3], gpu[:3]):
+        np.testing.assert_allclose(g, c, **tol)
+    go = rng.standard_normal((b, t, u)).astype(dtype)
+    gf = rng.standard_normal((b, u)).astype(dtype)
+    cpu = _run(gpu_kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf)
+    gpu = _run(gpu_kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf,
+               device="gpu")
+    for c, g in zip(cpu[:6], gpu[:6]):
+        np.testing.assert_allclose(g, c, **tol)
