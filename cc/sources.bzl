@@ -3,20 +3,33 @@
 BUILD (Bazel, for linking the ops into tensorflow_model_server) loads these
 lists; CMakeLists.txt (the pip build) reads them from this file too, so both
 builds compile the same files. tests/ops/test_build_lists.py fails when a
-source under cc/kernels or cc/ops is in neither list.
+source under cc/kernels or cc/ops is in none of the lists.
 """
 
-# TF-free CPU kernels.
+# TF-free CPU kernels (the baseline build: AVX on x86-64).
 KERNEL_SRCS = [
     "cc/kernels/attention_pool.cc",
     "cc/kernels/attention_softmax.cc",
+    "cc/kernels/dynamic_gru.cc",
+    "cc/kernels/dynamic_gru_emulate.cc",
     "cc/kernels/sequence_pool.cc",
+]
+
+# Kernel builds for CPUs with AVX2+FMA, and with AVX-512F too, dispatched to at
+# run time (compiled with those flags).
+KERNEL_AVX2_SRCS = [
+    "cc/kernels/dynamic_gru_avx2.cc",
+]
+
+KERNEL_AVX512_SRCS = [
+    "cc/kernels/dynamic_gru_avx512.cc",
 ]
 
 # TF-free CUDA launchers (built when CUDA is enabled).
 CUDA_SRCS = [
     "cc/kernels/attention_pool.cu",
     "cc/kernels/attention_softmax.cu",
+    "cc/kernels/dynamic_gru.cu",
     "cc/kernels/sequence_pool.cu",
 ]
 
@@ -26,6 +39,8 @@ OP_SRCS = [
     "cc/ops/attention_pool_ops.cc",
     "cc/ops/attention_softmax_kernels.cc",
     "cc/ops/attention_softmax_ops.cc",
+    "cc/ops/dynamic_gru_kernels.cc",
+    "cc/ops/dynamic_gru_ops.cc",
     "cc/ops/sequence_pool_kernels.cc",
     "cc/ops/sequence_pool_ops.cc",
 ]
