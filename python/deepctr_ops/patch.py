@@ -13,8 +13,10 @@ DeepCTR's models import the layer classes by name into their own modules
 `deepctr` module's attribute that *is* one of DeepCTR's sequence layer classes
 is replaced, and so is each entry of `deepctr.layers.custom_objects` (used to
 load saved DeepCTR models). Only the classes deepctr-ops implements are
-swapped. The context-manager form, or `unpatch_deepctr()`, restores the
-originals.
+swapped. DeepCTR's `DIEN` also asks a TF1 session to initialise its variables,
+which fails in TF2's eager mode; while patched, it builds without that call
+(TF2 variables are initialised when created). The context-manager form, or
+`unpatch_deepctr()`, restores the originals.
 """
 
 from __future__ import annotations
@@ -74,12 +76,56 @@ def patch_deepctr() -> _Patch:
                 if isinstance(value, type) and value in by_class:
                     _swaps.append((module, attr, value))
                     setattr(module, attr, by_class[value])
+        _swap_tf1_session_users()
         registry = getattr(importlib.import_module("deepctr.layers"), "custom_objects", {})
         for key, value in list(registry.items()):
             if isinstance(value, type) and value in by_class:
                 _swaps.append((registry, key, value))
                 registry[key] = by_class[value]
     return _Patch()
+
+
+class _VariablesAlreadyInitialised:
+    """Stands in for the TF1 session DeepCTR's DIEN asks for only to run
+    `global_variables_initializer()`: in TF2, variables are initialised when
+    created, and that call fails in eager mode ("The Session graph is empty")."""
+
+    def run(self, *args, **kwargs) -> None:
+        return None
+
+
+class _Overlay:
+    """`target` with some attributes (nested by dicts) replaced."""
+
+    def __init__(self, target: Any, overrides: dict[str, Any]):
+        self._target = target
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._overrides:
+            override = self._overrides[name]
+            if isinstance(override, dict):
+                return _Overlay(getattr(self._target, name), override)
+            return override
+        return getattr(self._target, name)
+
+
+def _tf_without_tf1_session(tf: Any) -> _Overlay:
+    real = tf.compat.v1.keras.backend.get_session
+
+    def get_session(*args, **kwargs):
+        if tf.executing_eagerly():
+            return _VariablesAlreadyInitialised()
+        return real(*args, **kwargs)
+
+    return _Overlay(tf, {"compat": {"v1": {"keras": {"backend": {"get_session": get_session}}}}})
+
+
+def _swap_tf1_session_users() -> None:
+    """DeepCTR's DIEN module sees a `tf` whose TF1 session is a no-op in eager mode."""
+    dien = importlib.import_module("deepctr.models.sequence.dien")
+    _swaps.append((dien, "tf", dien.tf))
+    dien.tf = _tf_without_tf1_session(dien.tf)
 
 
 def unpatch_deepctr() -> None:
