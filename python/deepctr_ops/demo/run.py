@@ -118,9 +118,9 @@ def _export_and_serve(model, test: ClickLog, directory: str) -> tuple[np.ndarray
         loaded = deepctr_ops.load_saved_model({path!r})
         data = dict(np.load({request_file!r}))
         serve = loaded.signatures["serving_default"]
-        names = list(serve.structured_input_signature[1])
-        inputs = {{name: tf.constant(data[name], serve.structured_input_signature[1][name].dtype)
-                  for name in names}}
+        specs = serve.structured_input_signature[1]
+        inputs = {{name: tf.constant(np.reshape(data[name], [-1, *spec.shape[1:]]), spec.dtype)
+                  for name, spec in specs.items()}}
         out = list(serve(**inputs).values())[0]
         print(json.dumps(np.asarray(out).ravel().tolist()))
     """)
