@@ -22,7 +22,9 @@ namespace deepctr_ops {
 namespace kernels {
 namespace {
 
-constexpr int64_t kShards = 32;
+// Fixed (results do not depend on the thread count); each shard costs a set of
+// weight-gradient accumulators, summed serially at the end.
+constexpr int64_t kShards = 16;
 
 // The rows of shards [begin, end); every per-row helper is inlined here, so
 // the AVX-512 copy below compiles all of it for AVX-512 and FMA.

@@ -398,13 +398,26 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
     for (int64_t i = 0; i < e; ++i) gk[i] += d[i];
   }
   // dq = rowsum(dM * P) + Q dc; the shard sums of layer 0.
+  // One pass over each row r of dM.
+  using V = typename Simd<Acc>::V;
+  const V* dcv = reinterpret_cast<const V*>(dc_.data());
   for (int64_t r = 0; r < e; ++r) {
-    const Acc* dmr = dm_.data() + r * w0;
-    grad_query[r] = Dot(dmr, pw_.p0.data() + r * w0, w0) + Dot(pw_.q0.data() + r * w0,
-                                                                 dc_.data(), w0);
-    Axpy(Acc(1), dmr, acc->sum_m.data() + r * w0, w0);
-    Axpy(q_[r], dmr, acc->sum_qm.data() + r * w0, w0);
-    Axpy(q_[r], dc_.data(), acc->sum_qc.data() + r * w0, w0);
+    const V* dmr = reinterpret_cast<const V*>(dm_.data() + r * w0);
+    const V* pr = reinterpret_cast<const V*>(pw_.p0.data() + r * w0);
+    const V* qr = reinterpret_cast<const V*>(pw_.q0.data() + r * w0);
+    V* sm = reinterpret_cast<V*>(acc->sum_m.data() + r * w0);
+    V* sqm = reinterpret_cast<V*>(acc->sum_qm.data() + r * w0);
+    V* sqc = reinterpret_cast<V*>(acc->sum_qc.data() + r * w0);
+    const V qv = Splat<Acc>(q_[r]);
+    V dq = {};
+    for (int64_t i = 0; i < w0 / lanes; ++i) {
+      const V d = dmr[i];
+      dq += d * pr[i] + qr[i] * dcv[i];
+      sm[i] += d;
+      sqm[i] += qv * d;
+      sqc[i] += qv * dcv[i];
+    }
+    grad_query[r] = HorizontalSum<Acc>(dq);
   }
   Axpy(Acc(1), dc_.data(), acc->sum_c.data(), w0);
 }

@@ -9,6 +9,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "cc/kernels/attention_pool.h"
 
@@ -278,6 +283,25 @@ __attribute__((always_inline)) inline Simd<double>::V Exp(Simd<double>::V x) {
 template <typename Acc>
 __attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void ActivateAvx512(
     AttentionActivation act, Acc* data, int64_t vecs) {
+  if constexpr (std::is_same<Acc, float>::value) {
+    if (act == AttentionActivation::kSigmoid) {
+      // 1 / (1 + e): a 14-bit reciprocal estimate and one Newton step (~1 ulp)
+      // instead of a division, the slowest instruction here.
+      using V = Simd<float>::V;
+      V* v = reinterpret_cast<V*>(data);
+      const V one = Splat<float>(1), two = Splat<float>(2);
+      for (int64_t i = 0; i < vecs; ++i) {
+        const V d = one + Exp(-v[i]);
+        __m512 dm;
+        std::memcpy(&dm, &d, sizeof(dm));
+        const __m512 rm = _mm512_rcp14_ps(dm);
+        V r;
+        std::memcpy(&r, &rm, sizeof(r));
+        v[i] = r * (two - d * r);
+      }
+      return;
+    }
+  }
   DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 }
 
