@@ -6,23 +6,18 @@ builds compile the same files. tests/ops/test_build_lists.py fails when a
 source under cc/kernels or cc/ops is in none of the lists.
 """
 
-# TF-free CPU kernels (the baseline build: AVX on x86-64).
+# TF-free CPU kernels (built for AVX on x86-64; dynamic_gru_avx2/avx512 raise
+# their own ISA with #pragma GCC target and run only where the CPU has it).
+# Keep dynamic_gru.cc before its ISA variants: where both instantiate the same
+# inline library function, the linker keeps the first, baseline copy.
 KERNEL_SRCS = [
     "cc/kernels/attention_pool.cc",
     "cc/kernels/attention_softmax.cc",
     "cc/kernels/dynamic_gru.cc",
+    "cc/kernels/dynamic_gru_avx2.cc",
+    "cc/kernels/dynamic_gru_avx512.cc",
     "cc/kernels/dynamic_gru_emulate.cc",
     "cc/kernels/sequence_pool.cc",
-]
-
-# Kernel builds for CPUs with AVX2+FMA, and with AVX-512F too, dispatched to at
-# run time (compiled with those flags).
-KERNEL_AVX2_SRCS = [
-    "cc/kernels/dynamic_gru_avx2.cc",
-]
-
-KERNEL_AVX512_SRCS = [
-    "cc/kernels/dynamic_gru_avx512.cc",
 ]
 
 # TF-free CUDA launchers (built when CUDA is enabled).

@@ -1,5 +1,11 @@
-// The AVX2+FMA build of the dynamic GRU's CPU implementation (compiled with
-// -mavx2 -mfma on x86-64; dynamic_gru.cc calls it only on CPUs that have both).
+// The AVX2+FMA build of the dynamic GRU's CPU implementation: on x86-64 with
+// GCC the code below is compiled for AVX2+FMA by the pragma (no per-file build
+// flags); dynamic_gru.cc calls it only on CPUs that have both. Elsewhere (e.g.
+// clang) it is the baseline code under another name.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC target("avx,avx2,fma")
+#define DEEPCTR_OPS_GRU_TARGET_AVX2 1
+#endif
 #define DEEPCTR_OPS_GRU_ISA isa_avx2_fma
 #include "cc/kernels/dynamic_gru_cpu_impl.inc"
 #undef DEEPCTR_OPS_GRU_ISA

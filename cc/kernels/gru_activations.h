@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__AVX__)
+#include "cc/kernels/gru_isa.h"
+
+#if DEEPCTR_OPS_GRU_HAS_AVX
 #include <immintrin.h>
 #endif
 
@@ -73,7 +75,7 @@ inline float TanhF(float x) {
   return x < 0.0f ? -t : t;
 }
 
-#if defined(__AVX__)
+#if DEEPCTR_OPS_GRU_HAS_AVX
 // ExpF on 8 lanes (same arithmetic, no FMA).
 inline __m256 Exp8(__m256 x) {
   const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
@@ -128,7 +130,7 @@ inline __m256 Tanh8(__m256 x) {
 }
 #endif
 
-#if defined(__AVX512F__)
+#if DEEPCTR_OPS_GRU_HAS_AVX512
 // Exp8 / Sigmoid8 / Tanh8 on 16 lanes (same arithmetic; masks for the selects).
 inline __m512 Exp16(__m512 x) {
   const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
@@ -190,10 +192,10 @@ inline __m512 Tanh16(__m512 x) {
 // out[i] = sigmoid(in[i]) (in == out allowed).
 inline void SigmoidArray(const float* in, float* out, int64_t n) {
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if DEEPCTR_OPS_GRU_HAS_AVX512
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, Sigmoid16(_mm512_loadu_ps(in + i)));
 #endif
-#if defined(__AVX__)
+#if DEEPCTR_OPS_GRU_HAS_AVX
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Sigmoid8(_mm256_loadu_ps(in + i)));
 #endif
   for (; i < n; ++i) out[i] = SigmoidF(in[i]);
@@ -201,10 +203,10 @@ inline void SigmoidArray(const float* in, float* out, int64_t n) {
 
 inline void TanhArray(const float* in, float* out, int64_t n) {
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if DEEPCTR_OPS_GRU_HAS_AVX512
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, Tanh16(_mm512_loadu_ps(in + i)));
 #endif
-#if defined(__AVX__)
+#if DEEPCTR_OPS_GRU_HAS_AVX
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Tanh8(_mm256_loadu_ps(in + i)));
 #endif
   for (; i < n; ++i) out[i] = TanhF(in[i]);

@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__AVX__)
+#include "cc/kernels/gru_isa.h"
+
+#if DEEPCTR_OPS_GRU_HAS_AVX
 #include <immintrin.h>
 #endif
 
@@ -22,9 +24,9 @@ namespace kernels {
 // instruction set (dynamic_gru_cpu_impl.inc), and the copies must not merge.
 namespace {
 
-#if defined(__AVX__)
+#if DEEPCTR_OPS_GRU_HAS_AVX
 inline __m256 MulAdd(__m256 a, __m256 b, __m256 c) {
-#if defined(__FMA__)
+#if DEEPCTR_OPS_GRU_HAS_FMA
   return _mm256_fmadd_ps(a, b, c);
 #else
   return _mm256_add_ps(_mm256_mul_ps(a, b), c);
@@ -74,7 +76,7 @@ inline void Block4x16(int64_t k, const float* a, int64_t a_row, int64_t a_col, c
 }
 #endif
 
-#if defined(__AVX512F__)
+#if DEEPCTR_OPS_GRU_HAS_AVX512
 // C[4, 32] += A(4, k) B[k, 32] with the 8 accumulators in zmm registers.
 inline void Block4x32(int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
                       int64_t ldb, float* c, int64_t ldc) {
@@ -127,7 +129,7 @@ void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, 
     const int64_t rows = m - i0 < kRows ? m - i0 : kRows;
     int64_t j0 = 0;
     if (rows == kRows) {
-#if defined(__AVX512F__)
+#if DEEPCTR_OPS_GRU_HAS_AVX512
       if constexpr (std::is_same_v<T, float>) {
         for (; j0 + 32 <= n; j0 += 32) {
           Block4x32(k, a + i0 * a_row, a_row, a_col, b + j0, ldb, c + i0 * ldc + j0, ldc);
@@ -135,7 +137,7 @@ void GemmAccumulate(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, 
       }
 #endif
       for (; j0 + kCols <= n; j0 += kCols) {
-#if defined(__AVX__)
+#if DEEPCTR_OPS_GRU_HAS_AVX
         if constexpr (std::is_same_v<T, float>) {
           Block4x16(k, a + i0 * a_row, a_row, a_col, b + j0, ldb, c + i0 * ldc + j0, ldc);
           continue;
