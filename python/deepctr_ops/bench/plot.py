@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from .runner import Result
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+_NAMES = {"deepctr": "DeepCTR", "twin": "TF twin", "keras": "Keras GRU"}
 
 
 def _rows(results: Sequence[Result]) -> tuple[list[str], dict[str, list[float | None]]]:
@@ -43,7 +44,7 @@ def plot_results(results: Sequence[Result], path: str, title: str = "") -> None:
         ys = [row + i * height for row in range(len(labels))]
         xs = [v if v is not None else 0 for v in values]
         bars = ax.barh(ys, xs, height=height, color=_COLOURS[i % len(_COLOURS)],
-                       label=f"vs {'DeepCTR' if baseline == 'deepctr' else baseline}")
+                       label=f"vs {_NAMES.get(baseline, baseline)}")
         for bar, value in zip(bars, values):
             if value is not None:
                 ax.text(bar.get_width() * 1.03, bar.get_y() + bar.get_height() / 2,
