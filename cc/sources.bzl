@@ -8,8 +8,8 @@ source under cc/kernels or cc/ops is in none of the lists.
 
 # TF-free CPU kernels (built for AVX on x86-64; dynamic_gru_avx2/avx512 raise
 # their own ISA with #pragma GCC target and run only where the CPU has it).
-# Keep dynamic_gru.cc before its ISA variants: where both instantiate the same
-# inline library function, the linker keeps the first, baseline copy.
+# (Those two include every library and shared header before their pragma, so
+# the inline functions they emit keep the baseline target.)
 KERNEL_SRCS = [
     "cc/kernels/attention_pool.cc",
     "cc/kernels/attention_softmax.cc",

@@ -2,6 +2,29 @@
 // GCC the code below is compiled for AVX2+FMA by the pragma (no per-file build
 // flags); dynamic_gru.cc calls it only on CPUs that have both. Elsewhere (e.g.
 // clang) it is the baseline code under another name.
+// Everything that is not the GRU's own code is included before the pragma, so
+// that it keeps the baseline target: GCC 13 refuses to inline the standard
+// library's always_inline functions across targets, and the inline functions
+// this file emits (library templates, Status) must not carry AVX2/AVX-512 code
+// into the other translation units that share them at link time.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/host_device.h"
+#include "cc/kernels/parallel_for.h"
+#include "cc/kernels/status.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx,avx2,fma")
 #define DEEPCTR_OPS_GRU_TARGET_AVX2 1

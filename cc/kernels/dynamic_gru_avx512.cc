@@ -4,6 +4,29 @@
 // Elsewhere (e.g. clang) it is the baseline code under another name.
 // GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized on its own
 // _mm512_undefined_* placeholders (a known false positive).
+// Everything that is not the GRU's own code is included before the pragma, so
+// that it keeps the baseline target: GCC 13 refuses to inline the standard
+// library's always_inline functions across targets, and the inline functions
+// this file emits (library templates, Status) must not carry AVX2/AVX-512 code
+// into the other translation units that share them at link time.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/host_device.h"
+#include "cc/kernels/parallel_for.h"
+#include "cc/kernels/status.h"
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
