@@ -220,7 +220,14 @@ def test_gpu_matches_cpu(gpu_kernels, rng, units, activation, normalize, return_
     gpu_grads = gpu_kernels.attention_pool(q, k, rows, ws, bs, grad=grad, device="gpu", **kw)
     for a, b in zip(cpu_grads[:2] + tuple(cpu_grads[2]) + tuple(cpu_grads[3]),
                     gpu_grads[:2] + tuple(gpu_grads[2]) + tuple(gpu_grads[3])):
-        np.testing.assert_allclose(b, a, **TOL[dtype])
+        # A weight gradient sums B*T terms in another order on each device (GPU
+        # atomics, CPU shards): in float32 an element that cancels down to a
+        # small value keeps an absolute error of a few ulps of the array's scale
+        # (seen on an H200: 1.8e-4 in a (40, 1) gradient whose entries reach 245).
+        tol = dict(TOL[dtype])
+        if dtype == np.float32:
+            tol["atol"] += 4e-6 * float(np.abs(a).max(initial=0.0))
+        np.testing.assert_allclose(b, a, **tol)
 
 
 @pytest.mark.gpu
