@@ -29,6 +29,7 @@ import numpy as np, tensorflow as tf
 import deepctr_ops
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 from deepctr_ops.ops.attention import attention_softmax
+from deepctr_ops.ops import attention_pool, dynamic_gru
 rng = np.random.default_rng(0)
 x = tf.constant(rng.standard_normal((3, 4, 5)), tf.float32)
 lengths = tf.constant([[0], [2], [4]])
@@ -41,6 +42,15 @@ for mode in ("sum", "mean", "max"):
         tf.RaggedTensor.from_tensor(v, lengths=[0, 2, 4]), mode=m)
 calls["attention_softmax"] = lambda v: attention_softmax(
     tf.einsum("bte,bse->bts", v, v), tf.sequence_mask([1, 2, 4], 4), 2.0, True, heads=1)
+w = [tf.constant(rng.standard_normal(s) * 0.3, tf.float32) for s in ((20, 6), (6, 1))]
+b = [tf.zeros([6]), tf.zeros([1])]
+calls["attention_pool"] = lambda v: attention_pool(
+    v[:, :1], v, w, b, lengths=lengths, weight_normalization=True)
+gru_w = [tf.constant(rng.standard_normal(s) * 0.3, tf.float32)
+         for s in ((10, 10), (10,), (10, 5), (5,))]
+calls["dynamic_gru AUGRU"] = lambda v: dynamic_gru(
+    v, lengths, *gru_w, att_scores=tf.ones([3, 4, 1]) * 0.5, cell="AUGRU")[0]
+calls["dynamic_gru reverse"] = lambda v: dynamic_gru(v, lengths, *gru_w, reverse=True)[1]
 for name, fn in calls.items():
     with tf.GradientTape() as tape:
         tape.watch(x)

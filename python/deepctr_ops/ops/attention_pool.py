@@ -105,6 +105,7 @@ def _valid_steps(lengths, mask, time) -> tf.Tensor:
     return tf.sequence_mask(mask_lengths(tf.reshape(lengths, [-1])), time)
 
 
+@tf.autograph.experimental.do_not_convert
 def attention_pool(query, keys, kernels: Sequence, biases: Sequence, lengths=None, mask=None,
                    activation="sigmoid", weight_normalization: bool = False,
                    return_score: bool = False, name: str | None = None) -> tf.Tensor:

@@ -88,6 +88,7 @@ def _check_inputs(x, att_scores, wg, bg, wc, bc, cell):
                 _check_dim("att_scores", shape, axis, x.shape[axis], f"{want} {x.shape}")
 
 
+@tf.autograph.experimental.do_not_convert
 def dynamic_gru(x, lengths, wg, bg, wc, bc, att_scores=None, cell: str = "GRU",
                 reverse: bool = False, name: str | None = None):
     """Runs the length-aware GRU; returns (outputs [B,T,U], final_state [B,U]).
