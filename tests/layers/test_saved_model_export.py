@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from deepctr_ops.compat import IS_KERAS_3, keras
-from deepctr_ops.layers.sequence import SequencePoolingLayer, Transformer
+from deepctr_ops.layers.sequence import (
+    AttentionSequencePoolingLayer,
+    DynamicGRU,
+    SequencePoolingLayer,
+    Transformer,
+)
 from deepctr_ops.saved_model import saved_model_ops
 
 T, VOCAB, EMB = 6, 30, 8
@@ -31,7 +36,14 @@ def _model():
     length_max = SequencePoolingLayer("max")([embedded, lengths])                 # Lengths op.
     attended = Transformer(att_embedding_size=2, head_num=4, use_positional_encoding=False,
                            blinding=True)([embedded, embedded, lengths, lengths])  # Softmax op.
-    merged = keras.layers.Concatenate()([masked_mean, length_max, attended])
+    query = keras.layers.Lambda(lambda x: x[:, :1])(embedded)
+    din = AttentionSequencePoolingLayer((8, 4), weight_normalization=True)(
+        [query, embedded, lengths])                                               # DIN op.
+    evolved = DynamicGRU(EMB, gru_type="GRU", return_sequence=True)([embedded, lengths])
+    scores = AttentionSequencePoolingLayer((8,), return_score=True)([query, evolved, lengths])
+    augru = DynamicGRU(EMB, gru_type="AUGRU", return_sequence=False)(               # GRU op.
+        [evolved, lengths, keras.layers.Permute((2, 1))(scores)])
+    merged = keras.layers.Concatenate()([masked_mean, length_max, attended, din, augru])
     out = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=4))(
         keras.layers.Flatten()(merged))
     return keras.Model([ids, lengths], out)
@@ -82,8 +94,8 @@ def test_every_custom_op_layer_round_trips_in_a_fresh_process(kind, tmp_path):
     grads = tape.gradient(loss, model.trainable_weights)
     path = str(tmp_path / "model")
     _export(model, kind, path)
-    assert {"DeepCTR>SequencePool", "DeepCTR>MaskedSequencePool",
-            "DeepCTR>AttentionSoftmax"} <= saved_model_ops(path)
+    assert {"DeepCTR>SequencePool", "DeepCTR>MaskedSequencePool", "DeepCTR>AttentionSoftmax",
+            "DeepCTR>AttentionPool", "DeepCTR>DynamicGru"} <= saved_model_ops(path)
     expected = str(tmp_path / "expected.npz")
     np.savez(expected, ids=ids, lengths=lengths, out=out.numpy(),
              **{f"grad{i}": tf.convert_to_tensor(g).numpy() for i, g in enumerate(grads)})

@@ -2,7 +2,8 @@
 tensorflow_model_server: built against the installed TensorFlow's
 libtensorflow_cc.so.2 / libtensorflow_framework.so.2, it loads the op library
 and a SavedModel (tag serve), runs its serving signature on inputs from a file,
-and its outputs equal Python's. Skipped, with the reason printed, only when the
+and its outputs equal Python's (every op: pooling in three layouts, attention
+softmax, DIN attention pooling, the dynamic GRU). Skipped, with the reason printed, only when the
 client cannot be built."""
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from deepctr_ops import _loader
-from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
+from deepctr_ops.ops import (
+    attention_pool,
+    dynamic_gru,
+    masked_sequence_pool,
+    ragged_sequence_pool,
+    sequence_pool,
+)
 from deepctr_ops.ops.attention import attention_softmax
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +37,11 @@ class _Served(tf.Module):
         rng = np.random.default_rng(0)
         self.table = tf.Variable(rng.standard_normal((20, E)), dtype=tf.float32)
         self.query = tf.Variable(rng.standard_normal((E, E)), dtype=tf.float32)
+        self.att_kernels = [tf.Variable(rng.standard_normal(s) * 0.3, dtype=tf.float32)
+                            for s in ((4 * E, 6), (6, 1))]
+        self.att_biases = [tf.Variable(tf.zeros([6])), tf.Variable(tf.zeros([1]))]
+        self.gru = [tf.Variable(rng.standard_normal(s) * 0.3, dtype=tf.float32)
+                    for s in ((2 * E, 2 * E), (2 * E,), (2 * E, E), (E,))]
 
     @tf.function(input_signature=[tf.TensorSpec([None, T], tf.int32, name="ids"),
                                   tf.TensorSpec([None, 1], tf.int64, name="lengths")])
@@ -42,8 +54,12 @@ class _Served(tf.Module):
         scores = tf.einsum("bte,ef,bsf->bts", embedded, self.query, embedded)
         key_valid = tf.sequence_mask(tf.reshape(lengths, [-1]), T)
         attended = tf.matmul(attention_softmax(scores, key_valid, 2.0, True, heads=1), embedded)
-        return {"pooled": tf.concat([mean, peak, total], axis=2),
-                "attended": tf.reduce_mean(attended, axis=1)}
+        din = attention_pool(embedded[:, :1], embedded, self.att_kernels, self.att_biases,
+                             lengths=lengths, weight_normalization=True)
+        _, final = dynamic_gru(embedded, lengths, *self.gru, cell="GRU")
+        return {"pooled": tf.concat([mean, peak, total, din], axis=2),
+                "attended": tf.reduce_mean(attended, axis=1),
+                "gru_final": final}
 
 
 def _build_client(tmp_path) -> Path:
