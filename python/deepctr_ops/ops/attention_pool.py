@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from .. import _implementation, _loader
-from .attention import PADDING_LOGIT
+from .attention import PADDING_LOGIT, softmax_last_axis
 from .pooling import mask_lengths
 
 FUSED_ACTIVATIONS = ("sigmoid", "relu", "tanh", "linear")
@@ -145,7 +145,8 @@ def attention_pool(query, keys, kernels: Sequence, biases: Sequence, lengths=Non
             [activation_function(activation)] * (len(kernels) - 1))
         valid = _valid_steps(lengths, mask, tf.shape(keys)[1])
         return attention_pool_twin(query, keys, valid, kernels, biases, activations,
-                                   weight_normalization, return_score)
+                                   weight_normalization, return_score,
+                                   position_wise=fused is not None)
 
 
 def _attention_pool_op(query, keys, kernels, biases, lengths, mask, activation,
@@ -175,14 +176,25 @@ def activation_function(activation) -> Callable:
 
 
 def attention_pool_twin(query, keys, valid, kernels, biases, activations: Sequence[Callable],
-                        weight_normalization: bool, return_score: bool) -> tf.Tensor:
+                        weight_normalization: bool, return_score: bool,
+                        position_wise: bool = False) -> tf.Tensor:
     """DeepCTR's own graph (LocalActivationUnit + AttentionSequencePoolingLayer.call).
 
     valid: bool [B,T]; activations: one callable per hidden layer.
+    position_wise: the activations act on each position alone (the op's fused
+    ones), so a masked position's score, which is discarded, may be computed
+    from zeros instead of its key, as the op never reads it: then NaN or Inf in
+    padding reaches neither the result nor a gradient. Dice's batch statistics
+    span every position, padding included, as in DeepCTR, so it keeps the keys.
     """
     dtype = query.dtype
     acc = tf.float32 if dtype in _HALF_DTYPES else dtype
     time = tf.shape(keys)[1]
+    used = valid
+    if weight_normalization:  # A row with no valid step pools all its keys (uniform).
+        used = tf.logical_or(valid, tf.logical_not(tf.reduce_any(valid, axis=1, keepdims=True)))
+    if position_wise:
+        keys = tf.where(used[:, :, tf.newaxis], keys, tf.zeros([], keys.dtype))
     queries = tf.tile(query, tf.stack([1, time, 1]))
     x = tf.concat([queries, keys, queries - keys, queries * keys], axis=-1)
     for kernel, bias, act in zip(kernels[:-1], biases[:-1], activations):
@@ -192,10 +204,15 @@ def attention_pool_twin(query, keys, valid, kernels, biases, activations: Sequen
     pad = PADDING_LOGIT if weight_normalization else 0.0
     score = tf.where(valid[:, tf.newaxis, :], score, tf.constant(pad, acc))
     if weight_normalization:
-        score = tf.nn.softmax(score)
+        # exp(x - max) / sum, as the op: a NaN score makes its row NaN (TF's
+        # oneDNN float32 softmax would keep the row's other entries finite).
+        score = softmax_last_axis(score)
     if return_score:
         return tf.cast(score, dtype)
-    return tf.cast(tf.matmul(score, tf.cast(keys, acc)), dtype)
+    # Keys with weight 0 by masking are not read, as in the op: NaN or Inf in
+    # padding does not leak (DeepCTR's 0 * key would).
+    keys = tf.where(used[:, :, tf.newaxis], tf.cast(keys, acc), tf.zeros([], acc))
+    return tf.cast(tf.matmul(score, keys), dtype)
 
 
 @tf.RegisterGradient("DeepCTR>AttentionPool")
