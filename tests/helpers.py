@@ -52,3 +52,34 @@ def save_and_load(model, fmt: str, directory):
     else:
         model.save(path)
     return keras.models.load_model(path, custom_objects=custom_objects)
+
+
+def penalty_and_hvp(call, x, weights, direction, variables=()) -> list:
+    """For loss = sum(weights * call(x)**2) and g = d loss / dx: the gradient of
+    the penalty sum(g**2) w.r.t. x (and `variables`), then the Hessian-vector
+    product d sum(g * direction) / dx. Second order through the ops' gradients."""
+    xt = tf.constant(x)
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch(xt)
+        with tf.GradientTape() as inner:
+            inner.watch(xt)
+            loss = tf.reduce_sum(weights * call(xt) ** 2)
+        g = inner.gradient(loss, xt)
+        penalty = tf.reduce_sum(g ** 2)
+        directional = tf.reduce_sum(g * direction)
+    grads = outer.gradient(penalty, [xt, *variables])
+    return [t.numpy() for t in grads] + [outer.gradient(directional, xt).numpy()]
+
+
+def on_op_and_twin(fn, *args, **kwargs) -> list:
+    """[fn(...) on the custom ops, fn(...) on the composite twins]."""
+    import deepctr_ops
+
+    results = []
+    for impl in ("op", "tf"):
+        deepctr_ops.set_implementation(impl)
+        try:
+            results.append(fn(*args, **kwargs))
+        finally:
+            deepctr_ops.set_implementation("op")
+    return results

@@ -13,18 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-
-
-def restore_removed_tf_aliases() -> None:
-    from tensorflow.python.ops import array_ops, control_flow_ops
-    from tensorflow.python.util import nest
-
-    array_ops.stack = getattr(array_ops, "stack", tf.stack)
-    array_ops.unstack = getattr(array_ops, "unstack", tf.unstack)
-    control_flow_ops.Assert = getattr(control_flow_ops, "Assert", tf.debugging.Assert)
-    control_flow_ops.cond = getattr(control_flow_ops, "cond", tf.cond)
-    control_flow_ops.while_loop = getattr(control_flow_ops, "while_loop", tf.while_loop)
-    nest.is_sequence = getattr(nest, "is_sequence", nest.is_nested)
+from deepctr_ops.bench.gru import restore_removed_tf_aliases
 
 
 def _by_shape(arrays: dict[tuple, np.ndarray]):

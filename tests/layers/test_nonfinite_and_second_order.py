@@ -10,12 +10,12 @@ flavour of this run (CI runs tests/layers under Keras 3 and under tf_keras).
 
 from __future__ import annotations
 
-import deepctr_ops
 import numpy as np
 import pytest
 import tensorflow as tf
 from deepctr.layers.sequence import SequencePoolingLayer as DeepCTRPooling
 from deepctr_ops.layers.sequence import SequencePoolingLayer, Transformer
+from helpers import on_op_and_twin, penalty_and_hvp
 
 MODES = ["sum", "mean", "max"]
 LENGTHS = np.array([[3], [1], [5], [2]])
@@ -53,39 +53,14 @@ def test_padded_specials_do_not_leak_unlike_deepctr(mode, special):
         assert np.isnan(theirs[1]).all()
 
 
-def _penalty_and_hvp(call, x, weights, direction, variables=()):
-    xt = tf.constant(x)
-    with tf.GradientTape(persistent=True) as outer:
-        outer.watch(xt)
-        with tf.GradientTape() as inner:
-            inner.watch(xt)
-            loss = tf.reduce_sum(weights * call(xt) ** 2)
-        g = inner.gradient(loss, xt)
-        penalty = tf.reduce_sum(g ** 2)
-        directional = tf.reduce_sum(g * direction)
-    grads = outer.gradient(penalty, [xt, *variables])
-    hvp = outer.gradient(directional, xt)
-    return [t.numpy() for t in grads] + [hvp.numpy()]
-
-
-def _op_and_twin(call, *args, **kwargs):
-    results = []
-    for impl in ("op", "tf"):
-        deepctr_ops.set_implementation(impl)
-        try:
-            results.append(_penalty_and_hvp(call, *args, **kwargs))
-        finally:
-            deepctr_ops.set_implementation("op")
-    return results
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_pooling_layer_second_order_matches_twin(rng, mode):
     x = np.round(rng.standard_normal((4, 5, 3)) * 2)  # Ties for max.
     layer = SequencePoolingLayer(mode, dtype="float64")
     weights = tf.constant(rng.standard_normal((4, 1, 3)))
     direction = tf.constant(rng.standard_normal(x.shape))
-    ops, twin = _op_and_twin(lambda v: layer([v, tf.constant(LENGTHS)]), x, weights, direction)
+    ops, twin = on_op_and_twin(penalty_and_hvp, lambda v: layer([v, tf.constant(LENGTHS)]), x,
+                               weights, direction)
     assert np.abs(ops[-1]).max() > 0
     for a, b in zip(ops, twin):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
@@ -100,8 +75,8 @@ def test_transformer_second_order_matches_twin(rng):
     layer([tf.constant(x), tf.constant(x), lengths, lengths])  # Builds the weights.
     weights = tf.constant(rng.standard_normal((b, 1, e)).astype(np.float32))
     direction = tf.constant(rng.standard_normal(x.shape).astype(np.float32))
-    ops, twin = _op_and_twin(lambda v: layer([v, v, lengths, lengths]), x, weights, direction,
-                             variables=layer.trainable_weights)
+    ops, twin = on_op_and_twin(penalty_and_hvp, lambda v: layer([v, v, lengths, lengths]), x,
+                               weights, direction, variables=layer.trainable_weights)
     assert np.abs(ops[-1]).max() > 0
     for a, b_ in zip(ops, twin):  # float32: the fused exp may differ in the last bit.
         np.testing.assert_allclose(a, b_, rtol=2e-4, atol=2e-4 * np.abs(b_).max())

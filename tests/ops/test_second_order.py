@@ -9,13 +9,13 @@ gradient penalties and Hessian-vector products work through the custom ops.
 
 from __future__ import annotations
 
-import deepctr_ops
 import numpy as np
 import pytest
 import tensorflow as tf
 from deepctr_ops import _loader
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 from deepctr_ops.ops.attention import attention_softmax
+from helpers import on_op_and_twin, penalty_and_hvp
 
 gen = _loader.load()
 MODES = ["sum", "mean", "max"]
@@ -90,31 +90,6 @@ def test_grad_op_gradient_wrt_upstream(rng, op, rows_arg, rows, values_shape, mo
     assert _max_error(grad_op, upstream) < 1e-9
 
 
-def _penalty_and_hvp(fn, x, weights, direction):
-    """A gradient penalty's gradient and a Hessian-vector product of sum(w * fn(x)**2)."""
-    xt = tf.constant(x)
-    with tf.GradientTape(persistent=True) as outer:
-        outer.watch(xt)
-        with tf.GradientTape() as inner:
-            inner.watch(xt)
-            loss = tf.reduce_sum(weights * fn(xt) ** 2)
-        g = inner.gradient(loss, xt)
-        penalty = tf.reduce_sum(g ** 2)
-        directional = tf.reduce_sum(g * direction)
-    return outer.gradient(penalty, xt).numpy(), outer.gradient(directional, xt).numpy()
-
-
-def _op_and_twin(fn, x, weights, direction):
-    results = []
-    for impl in ("op", "tf"):
-        deepctr_ops.set_implementation(impl)
-        try:
-            results.append(_penalty_and_hvp(fn, x, weights, direction))
-        finally:
-            deepctr_ops.set_implementation("op")
-    return results
-
-
 @pytest.mark.parametrize("layout", ["lengths", "mask", "ragged"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -127,8 +102,8 @@ def test_nested_tapes_match_twin(rng, layout, mode, dtype):
     out_shape = pool(tf.constant(x), mode).shape
     weights = tf.constant(rng.standard_normal(out_shape).astype(dtype))
     direction = tf.constant(rng.standard_normal(shape).astype(dtype))
-    (op_penalty, op_hvp), (tf_penalty, tf_hvp) = _op_and_twin(
-        lambda v: pool(v, mode), x, weights, direction)
+    (op_penalty, op_hvp), (tf_penalty, tf_hvp) = on_op_and_twin(
+        penalty_and_hvp, lambda v: pool(v, mode), x, weights, direction)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert np.abs(op_penalty).max() > 0 and np.abs(op_hvp).max() > 0
     np.testing.assert_allclose(op_penalty, tf_penalty, rtol=tol, atol=tol)
@@ -141,8 +116,8 @@ def test_max_nan_second_order_matches_twin(rng):
     lengths = np.array([2, 5, 0, 7])
     weights = tf.constant(np.ones((4, 1, 3)))
     direction = tf.constant(np.ones((4, 5, 3)))
-    (op_penalty, op_hvp), (tf_penalty, tf_hvp) = _op_and_twin(
-        lambda v: sequence_pool(v, lengths, "max"), x, weights, direction)
+    (op_penalty, op_hvp), (tf_penalty, tf_hvp) = on_op_and_twin(
+        penalty_and_hvp, lambda v: sequence_pool(v, lengths, "max"), x, weights, direction)
     np.testing.assert_array_equal(np.isnan(op_hvp), np.isnan(tf_hvp))
     assert np.isnan(op_hvp[0, :2, 2]).all()
     np.testing.assert_allclose(op_penalty, tf_penalty, equal_nan=True)
@@ -187,9 +162,9 @@ def test_attention_nested_tapes_match_twin(rng, dtype):
     scores, key_valid = _attention_case(rng, dtype)
     weights = tf.constant(rng.standard_normal(scores.shape).astype(dtype))
     direction = tf.constant(rng.standard_normal(scores.shape).astype(dtype))
-    (op_penalty, op_hvp), (tf_penalty, tf_hvp) = _op_and_twin(
-        lambda s: attention_softmax(s, key_valid, 2.0, True, heads=2), scores, weights,
-        direction)
+    (op_penalty, op_hvp), (tf_penalty, tf_hvp) = on_op_and_twin(
+        penalty_and_hvp, lambda s: attention_softmax(s, key_valid, 2.0, True, heads=2), scores,
+        weights, direction)
     tol = 1e-4 if dtype == np.float32 else 1e-11
     assert np.abs(op_hvp).max() > 0
     np.testing.assert_allclose(op_penalty, tf_penalty, rtol=tol, atol=tol)

@@ -16,8 +16,9 @@ import tensorflow as tf
 from .runner import Case
 
 
-def _restore_removed_tf_aliases() -> None:
-    """The TF internals DeepCTR 0.9.4's DynamicGRU needs (removed in TF 2.21)."""
+def restore_removed_tf_aliases() -> None:
+    """Puts back the six TF internals DeepCTR 0.9.4's DynamicGRU needs (removed in
+    TF 2.21). The benchmark and the tests' DeepCTR oracle use it."""
     from tensorflow.python.ops import array_ops, control_flow_ops
     from tensorflow.python.util import nest
 
@@ -87,7 +88,7 @@ def _gru_case(gru_type: str, return_sequence: bool, batch: int, time: int, emb: 
         return DynamicGRU(emb, gru_type=gru_type, return_sequence=return_sequence)
 
     def deepctr():
-        _restore_removed_tf_aliases()
+        restore_removed_tf_aliases()
         from deepctr.layers.sequence import DynamicGRU
 
         return DynamicGRU(emb, gru_type=gru_type, return_sequence=return_sequence)
@@ -113,7 +114,7 @@ def _bidirectional_case(batch: int, time: int, emb: int) -> Case:
         return BidirectionalDynamicGRU(emb, merge_mode="concat")
 
     def deepctr():
-        _restore_removed_tf_aliases()
+        restore_removed_tf_aliases()
         from deepctr.layers.sequence import DynamicGRU
 
         return _DeepCTRBidirectional(DynamicGRU(emb), DynamicGRU(emb))
