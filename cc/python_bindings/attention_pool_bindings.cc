@@ -15,6 +15,7 @@
 
 #include "cc/kernels/attention_pool.h"
 #include "cc/kernels/parallel_for.h"
+#include "cc/python_bindings/binding_utils.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
 #include "cc/python_bindings/gpu_attention_pool_runner.h"
@@ -31,35 +32,6 @@ using kernels::AttentionWeightGrads;
 using kernels::AttentionWeights;
 using kernels::PoolRows;
 using kernels::RowLayout;
-
-kernels::ParallelFor Threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-  return [n](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t workers = std::min<int64_t>(std::max(n, 1), total);
-    if (workers <= 1) {
-      kernels::SerialFor(total, 0, fn);
-      return;
-    }
-    std::vector<std::thread> pool;
-    const int64_t chunk = (total + workers - 1) / workers;
-    for (int64_t begin = 0; begin < total; begin += chunk) {
-      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
-    }
-    for (auto& t : pool) t.join();
-  };
-}
-
-void Check(const kernels::Status& s) {
-  if (!s.ok()) throw py::value_error(s.message());
-}
-
-std::string Dtype(const py::array& a) { return py::str(a.dtype().attr("name")).cast<std::string>(); }
-
-py::array Contiguous(const py::object& obj, const std::string& name) {
-  py::array a = py::array::ensure(obj, py::array::c_style);
-  if (!a) throw py::value_error(name + " must be an array");
-  return a;
-}
 
 struct Inputs {
   AttentionPoolSpec spec;
@@ -80,7 +52,7 @@ py::tuple Run(const Inputs& in) {
   rows.max_time = in.keys.shape(1);
   rows.depth = in.keys.shape(2);
   rows.num_steps = rows.batch * rows.max_time;
-  if (Dtype(in.rows) == "bool") {
+  if (DtypeName(in.rows) == "bool") {
     rows.layout = RowLayout::kMask;
     if (in.rows.ndim() != 2 || in.rows.shape(0) != rows.batch ||
         in.rows.shape(1) != rows.max_time) {
@@ -116,13 +88,13 @@ py::tuple Run(const Inputs& in) {
       py::gil_scoped_release release;
       if (in.gpu) {
 #if DEEPCTR_OPS_WITH_CUDA
-        Check(RunAttentionPoolOnGpu<T, Index>(in.spec, rows, q, k, w, nullptr, o, nullptr,
+        ThrowIfError(RunAttentionPoolOnGpu<T, Index>(in.spec, rows, q, k, w, nullptr, o, nullptr,
                                               nullptr, AttentionWeightGrads<T>(), in.repeats,
                                               &ms));
 #endif
       } else {
-        Check(kernels::AttentionPoolForwardCpu(in.spec, rows, q, k, w, o, a,
-                                               Threads(in.threads)));
+        ThrowIfError(kernels::AttentionPoolForwardCpu(in.spec, rows, q, k, w, o, a,
+                                               ThreadedFor(ResolveThreads(in.threads))));
       }
     }
     if (in.return_activations) return py::make_tuple(out, ms, saved);
@@ -164,12 +136,12 @@ py::tuple Run(const Inputs& in) {
     py::gil_scoped_release release;
     if (in.gpu) {
 #if DEEPCTR_OPS_WITH_CUDA
-      Check(RunAttentionPoolOnGpu<T, Index>(in.spec, rows, q, k, w, g, nullptr, gq, gk, wg,
+      ThrowIfError(RunAttentionPoolOnGpu<T, Index>(in.spec, rows, q, k, w, g, nullptr, gq, gk, wg,
                                             in.repeats, &ms));
 #endif
     } else {
-      Check(kernels::AttentionPoolBackwardCpu(in.spec, rows, q, k, w, saved, g, gq, gk, wg,
-                                              Threads(in.threads)));
+      ThrowIfError(kernels::AttentionPoolBackwardCpu(in.spec, rows, q, k, w, saved, g, gq, gk, wg,
+                                              ThreadedFor(ResolveThreads(in.threads))));
     }
   }
   return py::make_tuple(grad_query, grad_keys, grad_kernels, grad_biases, ms);
@@ -188,10 +160,7 @@ py::tuple AttentionPool(const py::object& query, const py::object& keys, const p
     in.has_activations = true;
     if (grad.is_none()) throw py::value_error("activations are only used by the backward");
   }
-  if (device != "cpu" && device != "gpu") {
-    throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
-  }
-  in.gpu = device == "gpu";
+  in.gpu = ParseDevice(device);
 #if !DEEPCTR_OPS_WITH_CUDA
   if (in.gpu) throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
 #endif
@@ -200,7 +169,7 @@ py::tuple AttentionPool(const py::object& query, const py::object& keys, const p
   in.query = Contiguous(query, "query");
   in.keys = Contiguous(keys, "keys");
   in.rows = Contiguous(rows, "rows");
-  const std::string dtype = Dtype(in.keys);
+  const std::string dtype = DtypeName(in.keys);
   if (dtype != "float32" && dtype != "float64") {
     throw py::value_error("keys must be float32 or float64, got " + dtype);
   }
@@ -214,7 +183,7 @@ py::tuple AttentionPool(const py::object& query, const py::object& keys, const p
       kernels.size() > kernels::kMaxAttentionHiddenLayers + 1) {
     throw py::value_error("kernels and biases must be non-empty lists of equal length");
   }
-  Check(kernels::ParseAttentionActivation(activation, &in.spec.activation));
+  ThrowIfError(kernels::ParseAttentionActivation(activation, &in.spec.activation));
   in.spec.normalize = weight_normalization;
   in.spec.return_score = return_score;
   in.spec.depth = in.keys.shape(2);
@@ -242,7 +211,7 @@ py::tuple AttentionPool(const py::object& query, const py::object& keys, const p
     in.grad = Contiguous(grad, "grad");
     in.has_grad = true;
   }
-  const std::string rows_type = Dtype(in.rows);
+  const std::string rows_type = DtypeName(in.rows);
   if (rows_type != "bool" && rows_type != "int32" && rows_type != "int64") {
     throw py::value_error("rows must be int32/int64 lengths or a bool mask, got " + rows_type);
   }

@@ -14,6 +14,7 @@
 #include "cc/kernels/dynamic_gru.h"
 #include "cc/kernels/dynamic_gru_emulate.h"
 #include "cc/kernels/parallel_for.h"
+#include "cc/python_bindings/binding_utils.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
 #include "cc/python_bindings/gpu_gru_runner.h"
@@ -28,27 +29,6 @@ namespace {
 using kernels::GruBackwardArgs;
 using kernels::GruForwardArgs;
 using kernels::GruShape;
-
-kernels::ParallelFor Threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-  return [n](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t workers = std::min<int64_t>(std::max(n, 1), total);
-    if (workers <= 1) {
-      kernels::SerialFor(total, 0, fn);
-      return;
-    }
-    std::vector<std::thread> pool;
-    const int64_t chunk = (total + workers - 1) / workers;
-    for (int64_t begin = 0; begin < total; begin += chunk) {
-      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
-    }
-    for (auto& t : pool) t.join();
-  };
-}
-
-void Check(const kernels::Status& s) {
-  if (!s.ok()) throw py::value_error(s.message());
-}
 
 template <typename V>
 py::array_t<V> Array(const py::object& obj, const char* name) {
@@ -69,7 +49,7 @@ void Expect(const py::array& a, std::vector<int64_t> shape, const std::string& n
 
 enum class Device { kCpu, kGpu, kEmulated };
 
-Device ParseDevice(const std::string& device) {
+Device ParseGruDevice(const std::string& device) {
   if (device == "cpu") return Device::kCpu;
   if (device == "emulated") return Device::kEmulated;
   if (device != "gpu") {
@@ -147,12 +127,12 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
     py::gil_scoped_release release;
     if (in.device == Device::kGpu) {
 #if DEEPCTR_OPS_WITH_CUDA
-      Check(RunDynamicGruForwardOnGpu(s, f, in.repeats, &ms));
+      ThrowIfError(RunDynamicGruForwardOnGpu(s, f, in.repeats, &ms));
 #endif
     } else if (in.device == Device::kEmulated) {
-      Check(kernels::DynamicGruForwardEmulated(s, f, in.threads > 0 ? in.threads : 128));
+      ThrowIfError(kernels::DynamicGruForwardEmulated(s, f, in.threads > 0 ? in.threads : 128));
     } else {
-      Check(kernels::DynamicGruForwardCpu(s, f, Threads(in.threads)));
+      ThrowIfError(kernels::DynamicGruForwardCpu(s, f, ThreadedFor(ResolveThreads(in.threads))));
     }
   }
   return py::make_tuple(outputs, final_state, gates, ms);
@@ -198,12 +178,12 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
     py::gil_scoped_release release;
     if (in.device == Device::kGpu) {
 #if DEEPCTR_OPS_WITH_CUDA
-      Check(RunDynamicGruBackwardOnGpu(s, b, in.repeats, &ms));
+      ThrowIfError(RunDynamicGruBackwardOnGpu(s, b, in.repeats, &ms));
 #endif
     } else if (in.device == Device::kEmulated) {
-      Check(kernels::DynamicGruBackwardEmulated(s, b, in.threads > 0 ? in.threads : 128));
+      ThrowIfError(kernels::DynamicGruBackwardEmulated(s, b, in.threads > 0 ? in.threads : 128));
     } else {
-      Check(kernels::DynamicGruBackwardCpu(s, b, Threads(in.threads)));
+      ThrowIfError(kernels::DynamicGruBackwardCpu(s, b, ThreadedFor(ResolveThreads(in.threads))));
     }
   }
   return py::make_tuple(gx, gatt, gwg, gbg, gwc, gbc, ms);
@@ -241,7 +221,7 @@ py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::o
     throw py::value_error("cell must be GRU, AIGRU, AGRU or AUGRU, got '" + cell + "'");
   }
   in.shape.reverse = reverse;
-  in.device = ParseDevice(device);
+  in.device = ParseGruDevice(device);
   in.threads = threads;
   in.repeats = repeats;
   if (grad_outputs.is_none() != grad_final.is_none()) {

@@ -17,6 +17,7 @@
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/python_bindings/attention_pool_bindings.h"
+#include "cc/python_bindings/binding_utils.h"
 #include "cc/python_bindings/dynamic_gru_bindings.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
@@ -37,49 +38,11 @@ using kernels::PoolMode;
 using kernels::PoolRows;
 using kernels::RowLayout;
 
-// Binds the kernels' threading seam to plain std::threads.
-kernels::ParallelFor ThreadedFor(int threads) {
-  return [threads](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t n = std::min<int64_t>(std::max(threads, 1), total);
-    if (n <= 1) {
-      kernels::SerialFor(total, 0, fn);
-      return;
-    }
-    std::vector<std::thread> pool;
-    const int64_t chunk = (total + n - 1) / n;
-    for (int64_t begin = 0; begin < total; begin += chunk) {
-      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
-    }
-    for (auto& t : pool) t.join();
-  };
-}
-
-void ThrowIfError(const kernels::Status& s) {
-  if (!s.ok()) throw py::value_error(s.message());
-}
-
 RowLayout ParseLayout(const std::string& layout) {
   if (layout == "lengths") return RowLayout::kLengths;
   if (layout == "mask") return RowLayout::kMask;
   if (layout == "ragged") return RowLayout::kRagged;
   throw py::value_error("layout must be 'lengths', 'mask' or 'ragged', got '" + layout + "'");
-}
-
-// True for "gpu", false for "cpu".
-bool ParseDevice(const std::string& device) {
-  if (device != "cpu" && device != "gpu") {
-    throw py::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
-  }
-  return device == "gpu";
-}
-
-// CPU threads: `threads`, or every hardware thread when it is 0 or less.
-int ResolveThreads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-}
-
-std::string DtypeName(const py::array& a) {
-  return py::str(a.dtype().attr("name")).cast<std::string>();
 }
 
 struct Request {
@@ -244,12 +207,6 @@ struct AttentionRequest {
   int threads;
   int repeats;
 };
-
-py::array Contiguous(const py::object& obj, const char* name) {
-  py::array a = py::array::ensure(obj, py::array::c_style);
-  if (!a) throw py::value_error(std::string(name) + " must be an array");
-  return a;
-}
 
 // `obj` as a C-contiguous array with the shape and dtype of `scores`.
 py::array LikeScores(const py::object& obj, const char* name, const py::array& scores) {

@@ -1,0 +1,70 @@
+// Helpers every pybind11 entry of deepctr_ops._kernels uses: the kernels'
+// threading seam on plain std::threads, Status -> ValueError, argument parsing.
+#ifndef DEEPCTR_OPS_CC_PYTHON_BINDINGS_BINDING_UTILS_H_
+#define DEEPCTR_OPS_CC_PYTHON_BINDINGS_BINDING_UTILS_H_
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cc/kernels/parallel_for.h"
+#include "cc/kernels/status.h"
+
+namespace deepctr_ops {
+namespace bindings {
+
+// CPU threads: `threads`, or every hardware thread when it is 0 or less.
+inline int ResolveThreads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+}
+
+// Binds the kernels' threading seam to `threads` plain std::threads.
+inline kernels::ParallelFor ThreadedFor(int threads) {
+  return [threads](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    const int64_t n = std::min<int64_t>(std::max(threads, 1), total);
+    if (n <= 1) {
+      kernels::SerialFor(total, 0, fn);
+      return;
+    }
+    std::vector<std::thread> pool;
+    const int64_t chunk = (total + n - 1) / n;
+    for (int64_t begin = 0; begin < total; begin += chunk) {
+      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
+    }
+    for (auto& t : pool) t.join();
+  };
+}
+
+inline void ThrowIfError(const kernels::Status& s) {
+  if (!s.ok()) throw pybind11::value_error(s.message());
+}
+
+// True for "gpu", false for "cpu".
+inline bool ParseDevice(const std::string& device) {
+  if (device != "cpu" && device != "gpu") {
+    throw pybind11::value_error("device must be 'cpu' or 'gpu', got '" + device + "'");
+  }
+  return device == "gpu";
+}
+
+inline std::string DtypeName(const pybind11::array& a) {
+  return pybind11::str(a.dtype().attr("name")).cast<std::string>();
+}
+
+// `obj` as a C-contiguous array.
+inline pybind11::array Contiguous(const pybind11::object& obj, const std::string& name) {
+  pybind11::array a = pybind11::array::ensure(obj, pybind11::array::c_style);
+  if (!a) throw pybind11::value_error(name + " must be an array");
+  return a;
+}
+
+}  // namespace bindings
+}  // namespace deepctr_ops
+
+#endif  // DEEPCTR_OPS_CC_PYTHON_BINDINGS_BINDING_UTILS_H_
