@@ -88,10 +88,10 @@ def quiet_tensorflow_import() -> None:
 
 
 def quiet_startup() -> None:
-    """Imports TensorFlow, the package and DeepCTR with their start-up noise
-    silenced, and turns the Python-side warnings down."""
+    """The CLI's main(): imports DeepCTR without its noise and turns the
+    Python-side warnings down. (TensorFlow and the op library were already
+    imported quietly by the package's __init__, see cli_quiet_requested.)"""
     with native_stderr_silenced():
-        quiet_tensorflow_import()
         import_deepctr_without_version_check()
     import tensorflow as tf
 

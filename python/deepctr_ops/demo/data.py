@@ -120,10 +120,10 @@ def read_csv(path: str, max_len: int | None = None) -> ClickLog:
     for i, r in enumerate(rows):
         k = min(len(r[3]), t)
         hist_items[i, :k], hist_cats[i, :k], length[i] = r[3][:k], r[4][:k], k
-    column = np.array
-    return ClickLog(column([r[0] for r in rows], np.int32), column([r[1] for r in rows], np.int32),
-                    column([r[2] for r in rows], np.int32), hist_items, hist_cats, length,
-                    column([r[5] for r in rows], np.float32))
+    user, item, category, _, _, label = zip(*rows)
+    return ClickLog(np.array(user, np.int32), np.array(item, np.int32),
+                    np.array(category, np.int32), hist_items, hist_cats, length,
+                    np.array(label, np.float32))
 
 
 def write_csv(log: ClickLog, path: str) -> None:
