@@ -17,6 +17,7 @@ KERNEL_SRCS = [
     "cc/kernels/dynamic_gru_avx2.cc",
     "cc/kernels/dynamic_gru_avx512.cc",
     "cc/kernels/dynamic_gru_emulate.cc",
+    "cc/kernels/embedding_pool.cc",
     "cc/kernels/sequence_pool.cc",
 ]
 
@@ -36,6 +37,8 @@ OP_SRCS = [
     "cc/ops/attention_softmax_ops.cc",
     "cc/ops/dynamic_gru_kernels.cc",
     "cc/ops/dynamic_gru_ops.cc",
+    "cc/ops/embedding_pool_kernels.cc",
+    "cc/ops/embedding_pool_ops.cc",
     "cc/ops/sequence_pool_kernels.cc",
     "cc/ops/sequence_pool_ops.cc",
 ]

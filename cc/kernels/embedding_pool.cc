@@ -1,0 +1,498 @@
+// CPU implementation of the fused embedding pooling. See embedding_pool.h.
+//
+// Forward work units are (batch row, block of up to kDepthBlock columns), as
+// in sequence_pool.cc. The table rows a unit reads are scattered over the
+// table, so no hardware prefetcher can follow them: each thread collects the
+// row pointers of its next unit and prefetches them all while it pools the
+// current one, keeping many cache misses in flight.
+#include "cc/kernels/embedding_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+#include "cc/kernels/embedding_pool_rows.h"
+#include "cc/kernels/float_types.h"
+#include "cc/kernels/sequence_pool_prefetch.h"
+#include "cc/kernels/sequence_pool_rows.h"
+
+namespace deepctr_ops {
+namespace kernels {
+namespace {
+
+using pool_cpu::BlocksPerRow;
+using pool_cpu::kDepthBlock;
+using pool_cpu::PrefetchLines;
+using pool_cpu::Unit;
+using pool_cpu::UnitAt;
+
+// The first bad id a parallel pass met (lowest step wins, so the message does
+// not depend on the threads).
+class BadIdReport {
+ public:
+  void Report(int64_t step, int64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (step_ < 0 || step < step_) {
+      step_ = step;
+      id_ = id;
+    }
+  }
+  template <typename Index>
+  Status ToStatus(const PoolRows<Index>& rows, int64_t vocab) const {
+    if (step_ < 0) return Status::Ok();
+    std::string where;
+    if (rows.layout == RowLayout::kRagged) {
+      where = "ids[" + std::to_string(step_) + "]";
+    } else {
+      where = "ids[" + std::to_string(step_ / rows.max_time) + ", " +
+              std::to_string(step_ % rows.max_time) + "]";
+    }
+    return Status::InvalidArgument(where + " = " + std::to_string(id_) +
+                                   " is not in [0, " + std::to_string(vocab) +
+                                   "), the table's vocabulary size");
+  }
+
+ private:
+  std::mutex mu_;
+  int64_t step_ = -1;
+  int64_t id_ = 0;
+};
+
+// One step a unit reads: where it is in its row and its table row's columns.
+template <typename T>
+struct ReadStep {
+  int64_t t;
+  const T* row;  // Null for a bad id (already reported).
+};
+
+template <typename T, typename Index, typename Id>
+class UnitReader {
+ public:
+  UnitReader(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
+             BadIdReport* bad)
+      : rows_(rows), mode_(mode), table_(table), bad_(bad) {}
+
+  // Lists the steps unit `u` reads (the pooled steps of its row) into `out`.
+  void Collect(const Unit& u, EmbeddingRowPlan<Id>* row, std::vector<ReadStep<T>>* out) {
+    *row = PlanEmbeddingRow(rows_, u.batch_row);
+    out->clear();
+    const int64_t end = PooledStepEnd(*row, mode_);
+    for (int64_t t = 0; t < end; ++t) {
+      if (!StepIsPooled(*row, mode_, t)) continue;
+      const Id id = row->ids[t];
+      if (!IdInRange(id, rows_.vocab)) {
+        bad_->Report(row->plan.begin + t, static_cast<int64_t>(id));
+        out->push_back({t, nullptr});
+        continue;
+      }
+      out->push_back({t, table_ + static_cast<int64_t>(id) * rows_.rows.depth + u.col_begin});
+    }
+  }
+
+ private:
+  const EmbeddingRows<Index, Id>& rows_;
+  const PoolMode mode_;
+  const T* const table_;
+  BadIdReport* const bad_;
+};
+
+template <typename T>
+typename AccumulatorOf<T>::Type StepWeight(const T* weights, int64_t step) {
+  using Acc = typename AccumulatorOf<T>::Type;
+  return weights != nullptr ? ToAccumulator(weights[step]) : Acc(1);
+}
+
+// Calls fn(width) with the unit width as a compile-time constant for the
+// common embedding sizes (0 = only known at run time).
+template <typename Fn>
+void DispatchWidth(int64_t cols, Fn fn) {
+  switch (cols) {
+    case 64: fn(std::integral_constant<int64_t, 64>()); break;
+    case 32: fn(std::integral_constant<int64_t, 32>()); break;
+    case 16: fn(std::integral_constant<int64_t, 16>()); break;
+    case 8: fn(std::integral_constant<int64_t, 8>()); break;
+    default: fn(std::integral_constant<int64_t, 0>()); break;
+  }
+}
+
+template <int64_t kWidth, typename T, typename Acc>
+void PoolSum(const std::vector<ReadStep<T>>& steps, const T* weights, int64_t row_begin,
+             int64_t cols, Acc* out) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  Acc acc[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
+  for (const ReadStep<T>& s : steps) {
+    if (s.row == nullptr) continue;
+    if (weights == nullptr) {
+      for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(s.row[i]);
+    } else {
+      const Acc w = ToAccumulator(weights[row_begin + s.t]);
+      for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(s.row[i]) * w;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
+}
+
+// Max over the steps (shifted by scope.shift), NaN-propagating, and argmax
+// (sequence_pool.h's codes).
+template <int64_t kWidth, typename T, typename Acc>
+void PoolMax(const MaxScope<Acc>& scope,
+             const std::vector<ReadStep<T>>& steps, const T* weights, int64_t row_begin,
+             int64_t cols, Acc* max, int32_t* argmax) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  Acc m[kDepthBlock];
+  Acc nan[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) m[i] = nan[i] = -static_cast<Acc>(INFINITY);
+  auto value = [&](const ReadStep<T>& s, int64_t i) {
+    const Acc x = s.row == nullptr ? Acc(0) : ToAccumulator(s.row[i]);
+    return (weights == nullptr ? x : x * ToAccumulator(weights[row_begin + s.t])) - scope.shift;
+  };
+  for (const ReadStep<T>& s : steps) {
+    for (int64_t i = 0; i < n; ++i) {
+      const Acc v = value(s, i);
+      m[i] = v > m[i] ? v : m[i];
+      nan[i] = v != v ? v : nan[i];
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) max[i] = nan[i] != nan[i] ? nan[i] : m[i];
+  if (argmax == nullptr) return;
+  int64_t hits[kDepthBlock];
+  int64_t last[kDepthBlock];
+  for (int64_t i = 0; i < n; ++i) hits[i] = 0;
+  for (const ReadStep<T>& s : steps) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (value(s, i) == max[i]) {
+        ++hits[i];
+        last[i] = s.t;
+      }
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    argmax[i] = hits[i] == 1 && last[i] <= INT32_MAX ? static_cast<int32_t>(last[i])
+                                                     : kArgmaxTied;
+  }
+}
+
+template <typename T, typename Index, typename Id>
+void ForwardUnit(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* weights,
+                 const Unit& u, const EmbeddingRowPlan<Id>& row,
+                 const std::vector<ReadStep<T>>& steps, T* output, int32_t* argmax) {
+  using Acc = typename AccumulatorOf<T>::Type;
+  const int64_t depth = rows.rows.depth;
+  const int64_t pooled_offset = u.batch_row * depth + u.col_begin;
+  const int64_t row_begin = row.plan.begin;
+  Acc acc[kDepthBlock];
+  if (mode == PoolMode::kMax) {
+    const MaxScope<Acc> scope = MaxScopeOf<Acc>(row.plan);
+    int32_t* argmax_row = argmax != nullptr ? argmax + pooled_offset : nullptr;
+    if (!scope.has_steps) {
+      std::fill(acc, acc + u.cols, EmptyRowMax<Acc>(row.plan));
+      if (argmax_row != nullptr) std::fill(argmax_row, argmax_row + u.cols, kArgmaxNoStep);
+    } else {
+      DispatchWidth(u.cols, [&](auto width) {
+        PoolMax<decltype(width)::value, T, Acc>(scope, steps, weights, row_begin,
+                                                u.cols, acc, argmax_row);
+      });
+    }
+  } else {
+    DispatchWidth(u.cols, [&](auto width) {
+      PoolSum<decltype(width)::value, T, Acc>(steps, weights, row_begin, u.cols, acc);
+    });
+    if (mode == PoolMode::kMean) {
+      const Acc divisor = MeanDivisor<Acc>(row.plan);
+      for (int64_t i = 0; i < u.cols; ++i) acc[i] /= divisor;
+    }
+  }
+  T* out = output + pooled_offset;
+  for (int64_t i = 0; i < u.cols; ++i) out[i] = FromAccumulator<T>(acc[i]);
+}
+
+template <typename Index, typename Id>
+Status ValidateRows(const EmbeddingRows<Index, Id>& rows) {
+  if (rows.vocab < 0) return Status::InvalidArgument("vocabulary size must be non-negative");
+  return ValidatePoolRows(rows.rows);
+}
+
+// Gradients at least this large are written with non-temporal stores (see
+// sequence_pool.cc's kStreamingStoreBytes).
+constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
+
+// dst[0, n) = src[0, n) * scale, streamed when asked and possible.
+template <typename T, typename Acc>
+void StoreScaledRow(T* dst, const Acc* src, Acc scale, int64_t n, bool stream) {
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<Acc, float>) {
+    if (stream && (reinterpret_cast<uintptr_t>(dst) & 31) == 0 && n % 8 == 0) {
+      const __m256 s = _mm256_set1_ps(scale);
+      for (int64_t i = 0; i < n; i += 8) {
+        _mm256_stream_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(src + i), s));
+      }
+      return;
+    }
+  }
+  if constexpr (std::is_same_v<T, double> && std::is_same_v<Acc, double>) {
+    if (stream && (reinterpret_cast<uintptr_t>(dst) & 31) == 0 && n % 4 == 0) {
+      const __m256d s = _mm256_set1_pd(scale);
+      for (int64_t i = 0; i < n; i += 4) {
+        _mm256_stream_pd(dst + i, _mm256_mul_pd(_mm256_loadu_pd(src + i), s));
+      }
+      return;
+    }
+  }
+#endif
+  (void)stream;
+  for (int64_t i = 0; i < n; ++i) dst[i] = FromAccumulator<T>(src[i] * scale);
+}
+
+inline void FinishStores() {
+#if defined(__AVX__)
+  _mm_sfence();
+#endif
+}
+
+// The gradient rows of one batch row (all its columns).
+template <typename T, typename Index, typename Id>
+void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
+                 const T* weights, const int32_t* argmax, const T* grad_output, int64_t b,
+                 int64_t k, T* grad_table_values, Id* grad_table_indices, T* grad_weights,
+                 bool stream, std::vector<typename AccumulatorOf<T>::Type>* scratch,
+                 BadIdReport* bad) {
+  using Acc = typename AccumulatorOf<T>::Type;
+  const EmbeddingRowPlan<Id> row = PlanEmbeddingRow(rows, b);
+  const int64_t depth = rows.rows.depth;
+  const int64_t begin = row.plan.begin;
+  if (grad_weights != nullptr) {
+    std::fill(grad_weights + begin, grad_weights + begin + row.plan.extent,
+              FromAccumulator<T>(Acc(0)));
+  }
+  const int64_t end = PooledStepEnd(row, mode);
+  const T* grad_row = grad_output + b * depth;
+  auto table_row = [&](int64_t t) -> const T* {
+    const Id id = row.ids[t];
+    if (!IdInRange(id, rows.vocab)) {
+      bad->Report(begin + t, static_cast<int64_t>(id));
+      return nullptr;
+    }
+    return table + static_cast<int64_t>(id) * depth;
+  };
+  // g: d out / d x_s times grad, for the current step (max: per column).
+  scratch->resize(3 * depth);
+  Acc* g = scratch->data();
+  Acc* max = g + depth;    // Max: the row's max per column (tied columns only).
+  Acc* share = max + depth;  // Max: the tied columns' share of grad.
+  if (mode != PoolMode::kMax) {
+    // g = grad / divisor (mean), then * w: the twin's rounding order.
+    const Acc divisor = MeanDivisor<Acc>(row.plan);
+    for (int64_t i = 0; i < depth; ++i) {
+      g[i] = mode == PoolMode::kMean ? ToAccumulator(grad_row[i]) / divisor
+                                     : ToAccumulator(grad_row[i]);
+    }
+    for (int64_t t = 0; t < end; ++t) {
+      if (!EmbeddingStepIsValid(row, t)) continue;
+      StoreScaledRow<T, Acc>(grad_table_values + k * depth, g, StepWeight(weights, begin + t),
+                             depth, stream);
+      grad_table_indices[k] = row.ids[t];
+      if (grad_weights != nullptr) {
+        const T* x = table_row(t);
+        Acc dot = Acc(0);
+        if (x != nullptr) {
+          for (int64_t i = 0; i < depth; ++i) dot += g[i] * ToAccumulator(x[i]);
+        }
+        grad_weights[begin + t] = FromAccumulator<T>(dot);
+      }
+      ++k;
+    }
+    return;
+  }
+  // Max. Columns whose argmax names one step get grad there; tied ones (and
+  // every column without an argmax) re-read the competing steps.
+  const MaxScope<Acc> scope = MaxScopeOf<Acc>(row.plan);
+  if (!scope.has_steps) return;
+  const int32_t* argmax_row = argmax != nullptr ? argmax + b * depth : nullptr;
+  bool any_tie = false;
+  for (int64_t i = 0; i < depth; ++i) any_tie |= argmax_row == nullptr || argmax_row[i] < 0;
+  auto value = [&](const T* x, int64_t t, int64_t i) {
+    const Acc v = x == nullptr ? Acc(0) : ToAccumulator(x[i]);
+    return (weights == nullptr ? v : v * ToAccumulator(weights[begin + t])) - scope.shift;
+  };
+  if (any_tie) {
+    for (int64_t i = 0; i < depth; ++i) {
+      max[i] = -static_cast<Acc>(INFINITY);
+      share[i] = Acc(0);  // Counts the ties first.
+    }
+    Acc* nan = g;  // g is free until the write pass.
+    for (int64_t i = 0; i < depth; ++i) nan[i] = -static_cast<Acc>(INFINITY);
+    for (int64_t t = 0; t < end; ++t) {
+      if (!StepIsPooled(row, mode, t)) continue;
+      const T* x = table_row(t);
+      for (int64_t i = 0; i < depth; ++i) {
+        const Acc v = value(x, t, i);
+        max[i] = v > max[i] ? v : max[i];
+        nan[i] = v != v ? v : nan[i];
+      }
+    }
+    for (int64_t i = 0; i < depth; ++i) max[i] = nan[i] != nan[i] ? nan[i] : max[i];
+    for (int64_t t = 0; t < end; ++t) {
+      if (!StepIsPooled(row, mode, t)) continue;
+      const T* x = table_row(t);
+      for (int64_t i = 0; i < depth; ++i) share[i] += value(x, t, i) == max[i] ? Acc(1) : Acc(0);
+    }
+    // A NaN max ties no step: TF's 0 / 0 * grad, NaN at every competing step.
+    for (int64_t i = 0; i < depth; ++i) {
+      share[i] = max[i] != max[i] ? max[i] : Acc(1) / share[i];
+    }
+  }
+  for (int64_t t = 0; t < end; ++t) {
+    if (!StepIsPooled(row, mode, t)) continue;
+    const T* x = nullptr;
+    const bool need_row = any_tie || grad_weights != nullptr;
+    if (need_row) x = table_row(t);
+    for (int64_t i = 0; i < depth; ++i) {
+      const Acc grad_i = ToAccumulator(grad_row[i]);
+      const bool indexed = argmax_row != nullptr && argmax_row[i] >= 0;
+      if (indexed) {
+        g[i] = argmax_row[i] == t ? grad_i : Acc(0);
+      } else {
+        const Acc v = value(x, t, i);
+        const bool nan_max = max[i] != max[i];
+        g[i] = (nan_max || v == max[i]) ? share[i] * grad_i : Acc(0);
+      }
+    }
+    StoreScaledRow<T, Acc>(grad_table_values + k * depth, g, StepWeight(weights, begin + t),
+                           depth, stream);
+    grad_table_indices[k] = row.ids[t];
+    if (grad_weights != nullptr) {
+      Acc dot = Acc(0);
+      if (x != nullptr) {
+        for (int64_t i = 0; i < depth; ++i) dot += g[i] * ToAccumulator(x[i]);
+      }
+      grad_weights[begin + t] = FromAccumulator<T>(dot);
+    }
+    ++k;
+  }
+}
+
+}  // namespace
+
+template <typename T, typename Index, typename Id>
+Status EmbeddingPoolForwardCpu(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
+                               const T* table, const T* weights, T* output,
+                               int32_t* argmax, const ParallelFor& parallel_for) {
+  Status status = ValidateRows(rows);
+  if (!status.ok()) return status;
+  const int64_t depth = rows.rows.depth;
+  if (depth == 0 || rows.rows.batch == 0) return Status::Ok();
+  const int64_t units = rows.rows.batch * BlocksPerRow(depth);
+  const int64_t steps_per_row =
+      rows.rows.layout == RowLayout::kRagged ? rows.rows.num_steps / rows.rows.batch + 1
+                                             : rows.rows.max_time;
+  BadIdReport bad;
+  // A table row read is a cache miss (~100 ns) more than the arithmetic.
+  const int64_t cost = steps_per_row * (kDepthBlock + 200);
+  parallel_for(units, cost, [&](int64_t unit_begin, int64_t unit_end) {
+    UnitReader<T, Index, Id> reader(rows, mode, table, &bad);
+    std::vector<ReadStep<T>> current, next;
+    EmbeddingRowPlan<Id> row, next_row;
+    Unit u = UnitAt(unit_begin, depth);
+    reader.Collect(u, &row, &current);
+    for (int64_t unit = unit_begin; unit < unit_end; ++unit) {
+      Unit next_unit{};
+      if (unit + 1 < unit_end) {
+        next_unit = UnitAt(unit + 1, depth);
+        reader.Collect(next_unit, &next_row, &next);
+        for (const ReadStep<T>& s : next) {
+          if (s.row != nullptr) PrefetchLines(s.row, next_unit.cols);
+        }
+      }
+      ForwardUnit(rows, mode, weights, u, row, current, output, argmax);
+      std::swap(current, next);
+      std::swap(row, next_row);
+      u = next_unit;
+    }
+  });
+  return bad.ToStatus(rows.rows, rows.vocab);
+}
+
+template <typename Index, typename Id>
+Status EmbeddingPoolGradRowsCpu(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
+                                int64_t* offsets, const ParallelFor& parallel_for) {
+  Status status = ValidateRows(rows);
+  if (!status.ok()) return status;
+  const int64_t batch = rows.rows.batch;
+  offsets[0] = 0;
+  const bool counts_steps = rows.mask_zero || rows.rows.layout == RowLayout::kMask;
+  parallel_for(batch, counts_steps ? rows.rows.max_time + 1 : 4,
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t b = begin; b < end; ++b) {
+                   offsets[b + 1] = PooledStepCount(PlanEmbeddingRow(rows, b), mode);
+                 }
+               });
+  for (int64_t b = 0; b < batch; ++b) offsets[b + 1] += offsets[b];
+  return Status::Ok();
+}
+
+template <typename T, typename Index, typename Id>
+Status EmbeddingPoolBackwardCpu(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
+                                const T* table, const T* weights, const int32_t* argmax,
+                                const T* grad_output, const int64_t* offsets,
+                                T* grad_table_values, Id* grad_table_indices,
+                                T* grad_weights, const ParallelFor& parallel_for) {
+  Status status = ValidateRows(rows);
+  if (!status.ok()) return status;
+  const int64_t batch = rows.rows.batch;
+  const int64_t depth = rows.rows.depth;
+  const bool stream =
+      offsets[batch] * depth * static_cast<int64_t>(sizeof(T)) >= kStreamingStoreBytes;
+  const int64_t steps_per_row =
+      rows.rows.layout == RowLayout::kRagged ? rows.rows.num_steps / std::max<int64_t>(1, batch) + 1
+                                             : rows.rows.max_time;
+  BadIdReport bad;
+  parallel_for(batch, steps_per_row * (depth + 8), [&](int64_t begin, int64_t end) {
+    std::vector<typename AccumulatorOf<T>::Type> scratch;
+    for (int64_t b = begin; b < end; ++b) {
+      BackwardRow(rows, mode, table, weights, argmax, grad_output, b, offsets[b],
+                  grad_table_values, grad_table_indices, grad_weights, stream, &scratch, &bad);
+    }
+    if (stream) FinishStores();
+  });
+  return bad.ToStatus(rows.rows, rows.vocab);
+}
+
+#define DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL(T, Index, Id)                              \
+  template Status EmbeddingPoolForwardCpu<T, Index, Id>(                                 \
+      const EmbeddingRows<Index, Id>&, PoolMode, const T*, const T*, T*, int32_t*,       \
+      const ParallelFor&);                                                               \
+  template Status EmbeddingPoolBackwardCpu<T, Index, Id>(                                \
+      const EmbeddingRows<Index, Id>&, PoolMode, const T*, const T*, const int32_t*,     \
+      const T*, const int64_t*, T*, Id*, T*, const ParallelFor&);
+
+#define DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL_INDEX(Index, Id)                         \
+  template Status EmbeddingPoolGradRowsCpu<Index, Id>(const EmbeddingRows<Index, Id>&,  \
+                                                      PoolMode, int64_t*,                \
+                                                      const ParallelFor&);               \
+  DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL(float, Index, Id)                              \
+  DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL(double, Index, Id)                             \
+  DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL(Half, Index, Id)                               \
+  DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL(BFloat16, Index, Id)
+
+DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL_INDEX(int32_t, int32_t)
+DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL_INDEX(int32_t, int64_t)
+DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL_INDEX(int64_t, int32_t)
+DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL_INDEX(int64_t, int64_t)
+
+#undef DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL_INDEX
+#undef DEEPCTR_OPS_INSTANTIATE_EMBEDDING_POOL
+
+}  // namespace kernels
+}  // namespace deepctr_ops
