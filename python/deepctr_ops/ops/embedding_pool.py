@@ -229,6 +229,9 @@ def _dense_call(table, ids, lengths, mask, weights, mode, mask_zero, weight_norm
             weights = weights[:, :, 0]
         if weights.shape.rank is not None and weights.shape.rank != 2:
             raise ValueError(f"weights must have shape [batch, time] like ids, got {weights.shape}")
+        if not weights.shape.is_compatible_with(ids.shape):
+            raise ValueError(
+                f"weights must have the shape of ids {ids.shape}, got {weights.shape}")
         valid = _dense_valid(ids, int_lengths, mask, mask_zero)
         step_weights = _normalized_weights(tf.cast(weights, acc), valid, weight_normalization)
         step_weights = tf.cast(step_weights, table.dtype)
