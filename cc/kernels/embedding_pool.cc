@@ -22,6 +22,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cc/kernels/avx_lanes.h"
 #include "cc/kernels/embedding_pool_rows.h"
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool_prefetch.h"
@@ -36,6 +37,7 @@ using pool_cpu::kDepthBlock;
 using pool_cpu::PrefetchLines;
 using pool_cpu::Unit;
 using pool_cpu::UnitAt;
+using simd::Lanes;
 
 // The first bad id a parallel pass met (lowest step wins, so the message does
 // not depend on the threads).
@@ -73,7 +75,7 @@ class BadIdReport {
 template <typename T>
 struct ReadStep {
   int64_t t;
-  const T* row;  // Null for a bad id (already reported).
+  const T* row;  // A row of zeros for a bad id (already reported).
 };
 
 template <typename T, typename Index, typename Id>
@@ -93,7 +95,7 @@ class UnitReader {
       const Id id = row->ids[t];
       if (!IdInRange(id, rows_.vocab)) {
         bad_->Report(row->plan.begin + t, static_cast<int64_t>(id));
-        out->push_back({t, nullptr});
+        out->push_back({t, zeros_});  // Never read out of bounds; the op fails.
         continue;
       }
       out->push_back({t, table_ + static_cast<int64_t>(id) * rows_.rows.depth + u.col_begin});
@@ -105,6 +107,7 @@ class UnitReader {
   const PoolMode mode_;
   const T* const table_;
   BadIdReport* const bad_;
+  const T zeros_[kDepthBlock] = {};
 };
 
 template <typename T>
@@ -133,7 +136,6 @@ void PoolSum(const std::vector<ReadStep<T>>& steps, const T* weights, int64_t ro
   Acc acc[kDepthBlock];
   for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
   for (const ReadStep<T>& s : steps) {
-    if (s.row == nullptr) continue;
     if (weights == nullptr) {
       for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(s.row[i]);
     } else {
@@ -144,44 +146,105 @@ void PoolSum(const std::vector<ReadStep<T>>& steps, const T* weights, int64_t ro
   for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
 }
 
-// Max over the steps (shifted by scope.shift), NaN-propagating, and argmax
-// (sequence_pool.h's codes).
-template <int64_t kWidth, typename T, typename Acc>
-void PoolMax(const MaxScope<Acc>& scope,
-             const std::vector<ReadStep<T>>& steps, const T* weights, int64_t row_begin,
-             int64_t cols, Acc* max, int32_t* argmax) {
-  const int64_t n = kWidth > 0 ? kWidth : cols;
+// Steps of a row up to this index are counted exactly in Acc, which keeps the
+// argmax loops in one vector register type (see sequence_pool.cc's
+// MaxIndexableSteps); longer rows report every column as tied.
+template <typename Acc>
+constexpr int64_t MaxIndexableSteps() {
+  return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
+}
+
+// PoolMax's scalar columns [col, col + count) (16-bit types, tails).
+template <typename T, typename Acc>
+void MaxColumnsScalar(const std::vector<ReadStep<T>>& steps, const T* weights,
+                      int64_t row_begin, Acc shift, int64_t col, int64_t count, Acc* max,
+                      int32_t* argmax) {
   Acc m[kDepthBlock];
   Acc nan[kDepthBlock];
-  for (int64_t i = 0; i < n; ++i) m[i] = nan[i] = -static_cast<Acc>(INFINITY);
-  auto value = [&](const ReadStep<T>& s, int64_t i) {
-    const Acc x = s.row == nullptr ? Acc(0) : ToAccumulator(s.row[i]);
-    return (weights == nullptr ? x : x * ToAccumulator(weights[row_begin + s.t])) - scope.shift;
-  };
+  for (int64_t i = 0; i < count; ++i) m[i] = nan[i] = -static_cast<Acc>(INFINITY);
   for (const ReadStep<T>& s : steps) {
-    for (int64_t i = 0; i < n; ++i) {
-      const Acc v = value(s, i);
+    const T* x = s.row + col;
+    const Acc w = StepWeight(weights, row_begin + s.t);
+    for (int64_t i = 0; i < count; ++i) {
+      const Acc v = ToAccumulator(x[i]) * w - shift;
       m[i] = v > m[i] ? v : m[i];
       nan[i] = v != v ? v : nan[i];
     }
   }
-  for (int64_t i = 0; i < n; ++i) max[i] = nan[i] != nan[i] ? nan[i] : m[i];
+  for (int64_t i = 0; i < count; ++i) max[i] = nan[i] != nan[i] ? nan[i] : m[i];
   if (argmax == nullptr) return;
-  int64_t hits[kDepthBlock];
-  int64_t last[kDepthBlock];
-  for (int64_t i = 0; i < n; ++i) hits[i] = 0;
+  Acc hits[kDepthBlock];
+  Acc last[kDepthBlock];
+  for (int64_t i = 0; i < count; ++i) hits[i] = last[i] = Acc(0);
   for (const ReadStep<T>& s : steps) {
-    for (int64_t i = 0; i < n; ++i) {
-      if (value(s, i) == max[i]) {
-        ++hits[i];
-        last[i] = s.t;
+    const T* x = s.row + col;
+    const Acc w = StepWeight(weights, row_begin + s.t);
+    const Acc step = static_cast<Acc>(s.t);
+    for (int64_t i = 0; i < count; ++i) {
+      const bool hit = ToAccumulator(x[i]) * w - shift == max[i];
+      hits[i] += hit ? Acc(1) : Acc(0);
+      last[i] = hit ? step : last[i];
+    }
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    argmax[i] = hits[i] == Acc(1) ? static_cast<int32_t>(last[i]) : kArgmaxTied;
+  }
+}
+
+// Max over the steps (x * w shifted by scope.shift), NaN-propagating, and
+// argmax (sequence_pool.h's codes). x * 1 == x exactly, so unweighted steps
+// multiply by 1 and every loop stays branch-free.
+template <int64_t kWidth, typename T, typename Acc>
+void PoolMax(const MaxScope<Acc>& scope, const std::vector<ReadStep<T>>& steps,
+             const T* weights, int64_t row_begin, int64_t cols, Acc* max, int32_t* argmax) {
+  const int64_t n = kWidth > 0 ? kWidth : cols;
+  const Acc shift = scope.shift;
+  const bool indexable = steps.empty() || steps.back().t < MaxIndexableSteps<Acc>();
+  int64_t done = 0;
+  if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+    using L = Lanes<T>;
+    using V = typename L::V;
+    const V shift_v = L::Set(shift);
+    for (; done + L::kSize <= n; done += L::kSize) {
+      V m = L::Set(-static_cast<Acc>(INFINITY));
+      V nan = m;
+      V any_nan = L::Set(Acc(0));
+      for (const ReadStep<T>& s : steps) {
+        const V v = L::Sub(L::Mul(L::Load(s.row + done),
+                                  L::Set(StepWeight(weights, row_begin + s.t))), shift_v);
+        m = L::Max(v, m);
+        const V is_nan = L::IsNan(v);
+        nan = L::Select(is_nan, v, nan);
+        any_nan = L::Or(any_nan, is_nan);
+      }
+      m = L::Select(any_nan, nan, m);
+      L::Store(max + done, m);
+      if (argmax == nullptr || !indexable) continue;
+      V hits = L::Set(Acc(0));
+      V last = hits;
+      const V one = L::Set(Acc(1));
+      for (const ReadStep<T>& s : steps) {
+        const V v = L::Sub(L::Mul(L::Load(s.row + done),
+                                  L::Set(StepWeight(weights, row_begin + s.t))), shift_v);
+        const V hit = L::Eq(v, m);
+        hits = L::Add(hits, L::And(hit, one));
+        last = L::Select(hit, L::Set(static_cast<Acc>(s.t)), last);
+      }
+      Acc hit_count[L::kSize];
+      Acc last_step[L::kSize];
+      L::Store(hit_count, hits);
+      L::Store(last_step, last);
+      for (int64_t j = 0; j < L::kSize; ++j) {
+        argmax[done + j] =
+            hit_count[j] == Acc(1) ? static_cast<int32_t>(last_step[j]) : kArgmaxTied;
       }
     }
   }
-  for (int64_t i = 0; i < n; ++i) {
-    argmax[i] = hits[i] == 1 && last[i] <= INT32_MAX ? static_cast<int32_t>(last[i])
-                                                     : kArgmaxTied;
+  if (done < n) {
+    MaxColumnsScalar<T, Acc>(steps, weights, row_begin, shift, done, n - done, max + done,
+                             argmax != nullptr && indexable ? argmax + done : nullptr);
   }
+  if (argmax != nullptr && !indexable) std::fill(argmax, argmax + n, kArgmaxTied);
 }
 
 template <typename T, typename Index, typename Id>
@@ -286,11 +349,29 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
     }
     return table + static_cast<int64_t>(id) * depth;
   };
-  // g: d out / d x_s times grad, for the current step (max: per column).
-  scratch->resize(3 * depth);
+  // Five blocks of `depth`: g (d out / d x_s times grad at the current step),
+  // and, for max, the row's max and the share of grad of tied columns, the
+  // argmax step of each column and grad in the accumulation type.
+  scratch->resize(5 * depth);
   Acc* g = scratch->data();
-  Acc* max = g + depth;    // Max: the row's max per column (tied columns only).
-  Acc* share = max + depth;  // Max: the tied columns' share of grad.
+  Acc* max = g + depth;
+  Acc* share = max + depth;
+  Acc* at = share + depth;
+  Acc* grad_acc = at + depth;
+  // Writes step t's gradient row from g.
+  auto emit = [&](int64_t t, const T* x) {
+    StoreScaledRow<T, Acc>(grad_table_values + k * depth, g, StepWeight(weights, begin + t),
+                           depth, stream);
+    grad_table_indices[k] = row.ids[t];
+    if (grad_weights != nullptr) {
+      Acc dot = Acc(0);
+      if (x != nullptr) {
+        for (int64_t i = 0; i < depth; ++i) dot += g[i] * ToAccumulator(x[i]);
+      }
+      grad_weights[begin + t] = FromAccumulator<T>(dot);
+    }
+    ++k;
+  };
   if (mode != PoolMode::kMax) {
     // g = grad / divisor (mean), then * w: the twin's rounding order.
     const Acc divisor = MeanDivisor<Acc>(row.plan);
@@ -300,39 +381,34 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
     }
     for (int64_t t = 0; t < end; ++t) {
       if (!EmbeddingStepIsValid(row, t)) continue;
-      StoreScaledRow<T, Acc>(grad_table_values + k * depth, g, StepWeight(weights, begin + t),
-                             depth, stream);
-      grad_table_indices[k] = row.ids[t];
-      if (grad_weights != nullptr) {
-        const T* x = table_row(t);
-        Acc dot = Acc(0);
-        if (x != nullptr) {
-          for (int64_t i = 0; i < depth; ++i) dot += g[i] * ToAccumulator(x[i]);
-        }
-        grad_weights[begin + t] = FromAccumulator<T>(dot);
-      }
-      ++k;
+      emit(t, grad_weights != nullptr ? table_row(t) : nullptr);
     }
     return;
   }
-  // Max. Columns whose argmax names one step get grad there; tied ones (and
-  // every column without an argmax) re-read the competing steps.
+  // Max. A column whose argmax names one step gets grad there (at[i] == t,
+  // no table read); the others (at[i] == -1, which matches no step) re-read
+  // the competing steps to find and count their ties.
   const MaxScope<Acc> scope = MaxScopeOf<Acc>(row.plan);
   if (!scope.has_steps) return;
   const int32_t* argmax_row = argmax != nullptr ? argmax + b * depth : nullptr;
   bool any_tie = false;
-  for (int64_t i = 0; i < depth; ++i) any_tie |= argmax_row == nullptr || argmax_row[i] < 0;
+  for (int64_t i = 0; i < depth; ++i) {
+    const bool indexed =
+        argmax_row != nullptr && argmax_row[i] >= 0 && end <= MaxIndexableSteps<Acc>();
+    at[i] = indexed ? static_cast<Acc>(argmax_row[i]) : Acc(-1);
+    any_tie |= !indexed;
+    grad_acc[i] = ToAccumulator(grad_row[i]);
+  }
   auto value = [&](const T* x, int64_t t, int64_t i) {
     const Acc v = x == nullptr ? Acc(0) : ToAccumulator(x[i]);
-    return (weights == nullptr ? v : v * ToAccumulator(weights[begin + t])) - scope.shift;
+    return v * StepWeight(weights, begin + t) - scope.shift;
   };
   if (any_tie) {
+    Acc* nan = g;  // g is free until the write pass.
     for (int64_t i = 0; i < depth; ++i) {
-      max[i] = -static_cast<Acc>(INFINITY);
+      max[i] = nan[i] = -static_cast<Acc>(INFINITY);
       share[i] = Acc(0);  // Counts the ties first.
     }
-    Acc* nan = g;  // g is free until the write pass.
-    for (int64_t i = 0; i < depth; ++i) nan[i] = -static_cast<Acc>(INFINITY);
     for (int64_t t = 0; t < end; ++t) {
       if (!StepIsPooled(row, mode, t)) continue;
       const T* x = table_row(t);
@@ -353,33 +429,20 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
       share[i] = max[i] != max[i] ? max[i] : Acc(1) / share[i];
     }
   }
+  const bool need_row = any_tie || grad_weights != nullptr;
   for (int64_t t = 0; t < end; ++t) {
     if (!StepIsPooled(row, mode, t)) continue;
-    const T* x = nullptr;
-    const bool need_row = any_tie || grad_weights != nullptr;
-    if (need_row) x = table_row(t);
-    for (int64_t i = 0; i < depth; ++i) {
-      const Acc grad_i = ToAccumulator(grad_row[i]);
-      const bool indexed = argmax_row != nullptr && argmax_row[i] >= 0;
-      if (indexed) {
-        g[i] = argmax_row[i] == t ? grad_i : Acc(0);
-      } else {
-        const Acc v = value(x, t, i);
+    const T* x = need_row ? table_row(t) : nullptr;
+    const Acc step = static_cast<Acc>(t);
+    for (int64_t i = 0; i < depth; ++i) g[i] = at[i] == step ? grad_acc[i] : Acc(0);
+    if (any_tie) {
+      for (int64_t i = 0; i < depth; ++i) {
+        if (at[i] >= Acc(0)) continue;
         const bool nan_max = max[i] != max[i];
-        g[i] = (nan_max || v == max[i]) ? share[i] * grad_i : Acc(0);
+        g[i] = (nan_max || value(x, t, i) == max[i]) ? share[i] * grad_acc[i] : Acc(0);
       }
     }
-    StoreScaledRow<T, Acc>(grad_table_values + k * depth, g, StepWeight(weights, begin + t),
-                           depth, stream);
-    grad_table_indices[k] = row.ids[t];
-    if (grad_weights != nullptr) {
-      Acc dot = Acc(0);
-      if (x != nullptr) {
-        for (int64_t i = 0; i < depth; ++i) dot += g[i] * ToAccumulator(x[i]);
-      }
-      grad_weights[begin + t] = FromAccumulator<T>(dot);
-    }
-    ++k;
+    emit(t, x);
   }
 }
 

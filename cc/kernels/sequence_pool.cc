@@ -15,6 +15,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cc/kernels/avx_lanes.h"
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/sequence_pool_prefetch.h"
@@ -31,6 +32,7 @@ using pool_cpu::StepPrefetcher;
 using pool_cpu::Unit;
 using pool_cpu::UnitAt;
 using pool_cpu::WorthStepPrefetching;
+using simd::Lanes;
 
 template <typename Index>
 int64_t NumUnits(const PoolRows<Index>& rows) {
@@ -115,55 +117,6 @@ template <typename Acc>
 constexpr int64_t MaxIndexableSteps() {
   return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
 }
-
-// AVX vectors of float or double for the argmax loops, which GCC does not
-// vectorize by itself (it keeps their compare-and-select scalar and branchy).
-// Lanes<T>::kSize == 0: no vector path, the scalar loops do all columns.
-template <typename T>
-struct Lanes {
-  static constexpr int64_t kSize = 0;
-};
-
-#if defined(__AVX__)
-
-template <>
-struct Lanes<float> {
-  using V = __m256;
-  static constexpr int64_t kSize = 8;
-  static V Load(const float* p) { return _mm256_loadu_ps(p); }
-  static void Store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static void Stream(float* p, V v) { _mm256_stream_ps(p, v); }  // p 32-byte aligned.
-  static V Set(float v) { return _mm256_set1_ps(v); }
-  static V Sub(V a, V b) { return _mm256_sub_ps(a, b); }
-  static V Add(V a, V b) { return _mm256_add_ps(a, b); }
-  static V And(V a, V b) { return _mm256_and_ps(a, b); }
-  static V Eq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }  // C++ ==.
-  // And/or, not blendv: GCC folds blendv of a compare into a generic select
-  // that it lowers to scalar code without AVX2.
-  static V Select(V mask, V a, V b) {
-    return _mm256_or_ps(_mm256_and_ps(mask, a), _mm256_andnot_ps(mask, b));
-  }
-  static V Max(V a, V b) { return _mm256_max_ps(a, b); }
-};
-
-template <>
-struct Lanes<double> {
-  using V = __m256d;
-  static constexpr int64_t kSize = 4;
-  static V Load(const double* p) { return _mm256_loadu_pd(p); }
-  static void Store(double* p, V v) { _mm256_storeu_pd(p, v); }
-  static void Stream(double* p, V v) { _mm256_stream_pd(p, v); }  // p 32-byte aligned.
-  static V Set(double v) { return _mm256_set1_pd(v); }
-  static V Sub(V a, V b) { return _mm256_sub_pd(a, b); }
-  static V Add(V a, V b) { return _mm256_add_pd(a, b); }
-  static V And(V a, V b) { return _mm256_and_pd(a, b); }
-  static V Eq(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
-  static V Select(V mask, V a, V b) {
-    return _mm256_or_pd(_mm256_and_pd(mask, a), _mm256_andnot_pd(mask, b));
-  }
-  static V Max(V a, V b) { return _mm256_max_pd(a, b); }
-};
-#endif
 
 // A step tag K > every step of the row: the vector argmax pass adds K + t + 1
 // for each step t equal to the max, so one sum says both how many there are
