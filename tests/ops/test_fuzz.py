@@ -6,7 +6,8 @@ float32, float64 and bfloat16 (the attention op: float32 and float64, its
 kernel dtypes); a quarter of the upstream gradients hold NaN too. Results are
 compared NaN-aware: the same NaN and Inf positions, finite numbers within a
 tolerance scaled by the magnitudes summed (sums of huge values cancel
-differently in a different order). 4 x 250 examples.
+differently in a different order). 5 x 250 examples (the fused embedding
+pooling: NaN/Inf in table rows that valid and padded steps look up).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import deepctr_ops
 import ml_dtypes
 import numpy as np
 import tensorflow as tf
-from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
+from deepctr_ops.ops import (
+    embedding_sequence_pool,
+    masked_sequence_pool,
+    ragged_sequence_pool,
+    sequence_pool,
+)
 from deepctr_ops.ops.attention import attention_softmax
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -164,3 +170,80 @@ def test_attention_softmax(heads, batch, tq, tk, seed, dtype_name, special_rate,
     rtol = 2e-5 if dtype_name == "float32" else 1e-12
     _assert_nan_aware(out_op, out_tf, rtol, 1.0, "probs")
     _assert_nan_aware(grad_op, grad_tf, rtol, 4.0 / divisor, "gradient")
+
+
+@SETTINGS
+@given(dims=st.tuples(st.integers(0, 5), st.integers(0, 6), st.integers(1, 20)),
+       vocab=st.integers(1, 12), mode=modes, seed=st.integers(0, 2**16),
+       dtype_name=dtype_names, special_rate=special_rates,
+       layout=st.sampled_from(["lengths", "mask", "ragged", "every step"]),
+       mask_zero=st.booleans(), weighting=st.sampled_from([None, "raw", "normalized"]))
+@example(dims=(0, 0, 1), vocab=1, mode="max", seed=0, dtype_name="float32", special_rate=0.0,
+         layout="lengths", mask_zero=False, weighting=None)
+@example(dims=(3, 4, 9), vocab=2, mode="max", seed=4, dtype_name="float32", special_rate=0.3,
+         layout="every step", mask_zero=True, weighting="normalized")
+@example(dims=(3, 2, 5), vocab=3, mode="mean", seed=5, dtype_name="bfloat16", special_rate=0.1,
+         layout="ragged", mask_zero=True, weighting="raw")
+def test_embedding_pool(dims, vocab, mode, seed, dtype_name, special_rate, layout, mask_zero,
+                        weighting):
+    """The fused embedding pooling against its twin (gather + pooling twin):
+    specials sit in table rows (a small vocabulary makes ids repeat and hit
+    them from valid and padded steps alike) and in the weights."""
+    b, t, e = dims
+    rng = np.random.default_rng(seed)
+    table = _values(rng, (vocab, e), dtype_name, special_rate)
+    ids = rng.integers(0, vocab, size=(b, t)).astype(np.int64)
+    lengths = rng.integers(-2, t + 3, size=(b,)).astype(np.int32)
+    kwargs = {"mode": mode, "mask_zero": mask_zero}
+    if layout == "lengths":
+        kwargs["lengths"] = lengths
+    elif layout == "mask":
+        kwargs["mask"] = rng.random((b, t)) < rng.random()
+    weights = None
+    if weighting is not None:
+        weights = _values(rng, (b, t), dtype_name, special_rate / 4)
+        kwargs["weight_normalization"] = weighting == "normalized"
+    row_lengths = np.clip(lengths, 0, t)
+
+    def arrange(x):
+        if layout == "ragged":
+            return tf.RaggedTensor.from_tensor(x, lengths=row_lengths)
+        return x
+
+    results = []
+    for impl in ("op", "tf"):
+        deepctr_ops.set_implementation(impl)
+        try:
+            table_t = tf.constant(table)
+            weights_t = None if weights is None else tf.constant(weights)
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(table_t)
+                if weights_t is not None:
+                    tape.watch(weights_t)
+                out = embedding_sequence_pool(
+                    table_t, arrange(ids),
+                    weights=None if weights_t is None else arrange(weights_t), **kwargs)
+            upstream = tf.constant(np.random.default_rng(seed).standard_normal(
+                out.shape.as_list()), out.dtype)
+            grad = tf.convert_to_tensor(tape.gradient(out, table_t, output_gradients=upstream))
+            grad_w = (None if weights_t is None else
+                      tape.gradient(out, weights_t, output_gradients=upstream))
+        finally:
+            deepctr_ops.set_implementation("op")
+        results.append((_f64(out), _f64(grad), None if grad_w is None else _f64(grad_w)))
+    (out_op, grad_op, gw_op), (out_tf, grad_tf, gw_tf) = results
+    finite = np.abs(table.astype(np.float64))
+    finite = finite[np.isfinite(finite)]
+    scale = (finite.max() if finite.size else 0.0) * max(t, 1)
+    if weights is not None:
+        w = np.abs(weights.astype(np.float64))
+        w = w[np.isfinite(w)]
+        scale *= min(max(w.max() if w.size else 0.0, 1.0), 1e30)
+    scale = min(scale, 1e200)  # Huge float64 magnitudes: keep the tolerance finite.
+    rtol = RTOL[dtype_name]
+    _assert_nan_aware(out_op, out_tf, rtol, scale, "output")
+    # Table gradients sum several steps' rows (a repeated id), so they carry
+    # the weights' magnitudes.
+    _assert_nan_aware(grad_op, grad_tf, rtol, 4.0 * max(t, 1) * max(scale, 1.0), "table gradient")
+    if gw_op is not None:
+        _assert_nan_aware(gw_op, gw_tf, rtol, 4.0 * e * max(scale, 1.0), "weights gradient")

@@ -115,7 +115,10 @@ def _dense_twin(table, ids, valid, divisor, weights, mode):
     else:
         read = valid
     safe_ids = tf.where(read, ids, tf.zeros_like(ids))
-    values = _table_rows(table, safe_ids)
+    # Unread steps hold zeros, not row 0: a non-finite row there would reach
+    # the weights' gradient as 0 * inf (the op never reads them).
+    values = tf.where(read[:, :, tf.newaxis], _table_rows(table, safe_ids),
+                      tf.zeros([], table.dtype))
     if weights is not None:
         acc = _accumulator(values.dtype)
         values = tf.cast(tf.cast(values, acc) * tf.cast(weights, acc)[:, :, tf.newaxis],
