@@ -29,7 +29,7 @@ import numpy as np, tensorflow as tf
 import deepctr_ops
 from deepctr_ops.ops import masked_sequence_pool, ragged_sequence_pool, sequence_pool
 from deepctr_ops.ops.attention import attention_softmax
-from deepctr_ops.ops import attention_pool, dynamic_gru
+from deepctr_ops.ops import attention_pool, dynamic_gru, embedding_sequence_pool
 rng = np.random.default_rng(0)
 x = tf.constant(rng.standard_normal((3, 4, 5)), tf.float32)
 lengths = tf.constant([[0], [2], [4]])
@@ -51,6 +51,10 @@ gru_w = [tf.constant(rng.standard_normal(s) * 0.3, tf.float32)
 calls["dynamic_gru AUGRU"] = lambda v: dynamic_gru(
     v, lengths, *gru_w, att_scores=tf.ones([3, 4, 1]) * 0.5, cell="AUGRU")[0]
 calls["dynamic_gru reverse"] = lambda v: dynamic_gru(v, lengths, *gru_w, reverse=True)[1]
+ids = tf.constant([[1, 2, 0, 0], [3, 4, 5, 0], [6, 7, 8, 9]])
+for mode in ("mean", "max"):
+    calls["embedding_sequence_pool " + mode] = lambda v, m=mode: embedding_sequence_pool(
+        tf.reshape(v, [12, 5]), ids, mode=m, mask_zero=True)
 for name, fn in calls.items():
     with tf.GradientTape() as tape:
         tape.watch(x)

@@ -3,7 +3,8 @@ tensorflow_model_server: built against the installed TensorFlow's
 libtensorflow_cc.so.2 / libtensorflow_framework.so.2, it loads the op library
 and a SavedModel (tag serve), runs its serving signature on inputs from a file,
 and its outputs equal Python's (every op: pooling in three layouts, attention
-softmax, DIN attention pooling, the dynamic GRU). Skipped, with the reason printed, only when the
+softmax, DIN attention pooling, the dynamic GRU, the fused embedding pooling
+reading a variable table in place). Skipped, with the reason printed, only when the
 client cannot be built."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from deepctr_ops import _loader
 from deepctr_ops.ops import (
     attention_pool,
     dynamic_gru,
+    embedding_sequence_pool,
     masked_sequence_pool,
     ragged_sequence_pool,
     sequence_pool,
@@ -57,7 +59,10 @@ class _Served(tf.Module):
         din = attention_pool(embedded[:, :1], embedded, self.att_kernels, self.att_biases,
                              lengths=lengths, weight_normalization=True)
         _, final = dynamic_gru(embedded, lengths, *self.gru, cell="GRU")
-        return {"pooled": tf.concat([mean, peak, total, din], axis=2),
+        fused = tf.concat([embedding_sequence_pool(self.table, ids, lengths=lengths, mode="mean"),
+                           embedding_sequence_pool(self.table, ids, mode="max", mask_zero=True)],
+                          axis=2)
+        return {"pooled": tf.concat([mean, peak, total, din, fused], axis=2),
                 "attended": tf.reduce_mean(attended, axis=1),
                 "gru_final": final}
 
