@@ -515,6 +515,9 @@ def test_bad_tables_and_inputs_are_value_errors():
 
 
 def test_config_round_trip():
+    defaults = EmbeddingSequencePooling(V, E).get_config()
+    assert (defaults["mode"], defaults["mask_zero"], defaults["weight_normalization"]) == (
+        "mean", False, True)  # weight_normalization: DeepCTR's weight_norm default.
     layer = EmbeddingSequencePooling(
         V, E, "max", mask_zero=True,
         embeddings_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=2),
