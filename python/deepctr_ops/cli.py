@@ -96,10 +96,10 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 def _bench_cases(only: str | None):
-    from .bench import bilstm, din, gru, pooling, transformer
+    from .bench import bilstm, din, embedding_pool, gru, pooling, transformer
 
     cases = pooling.cases() + transformer.cases() + bilstm.cases()
-    cases += din.cases() + gru.cases()
+    cases += din.cases() + gru.cases() + embedding_pool.cases()
     if only:
         cases = [c for c in cases if only.lower() in c.name.lower()]
     return cases

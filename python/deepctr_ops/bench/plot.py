@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from .runner import Result
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
-_NAMES = {"deepctr": "DeepCTR", "twin": "TF twin", "keras": "Keras GRU"}
+_NAMES = {"deepctr": "DeepCTR", "twin": "TF twin", "keras": "Keras GRU",
+          "embedding_lookup_sparse": "tf.nn.embedding_lookup_sparse",
+          "unfused": "unfused (tf.gather + pooling)"}
 
 
 def _rows(results: Sequence[Result]) -> tuple[list[str], dict[str, list[float | None]]]:

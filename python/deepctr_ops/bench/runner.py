@@ -14,8 +14,25 @@ from .._implementation import implementation
 
 # Implementations, in report order. "twin" is deepctr_ops with
 # set_implementation("tf"): the same layers on stock TF ops. "keras" is a
-# stock Keras layer doing the same job (the GRU rows).
+# stock Keras layer doing the same job (the GRU rows). A case may name other
+# baselines (its `layers` keys); they follow these, in the case's order, and
+# their rows get a table of their own.
 IMPLEMENTATIONS = ("deepctr_ops", "deepctr", "twin", "keras")
+
+# Column labels of the baselines ("<label> ms", "vs <label>").
+BASELINE_LABELS = {
+    "deepctr": "DeepCTR",
+    "twin": "TF twin",
+    "keras": "Keras",
+    "embedding_lookup_sparse": "embedding_lookup_sparse",
+    "unfused": "unfused",
+}
+
+
+def implementations_of(case: Case) -> list[str]:
+    """The case's implementations in report order: IMPLEMENTATIONS, then its own."""
+    return [i for i in IMPLEMENTATIONS if i in case.layers] + [
+        i for i in case.layers if i not in IMPLEMENTATIONS]
 
 
 @dataclass
@@ -42,6 +59,18 @@ class Result:
     # Median of each round, per implementation: how much the machine drifted.
     forward_rounds_ms: dict[str, list[float]] = field(default_factory=dict)
     backward_rounds_ms: dict[str, list[float]] = field(default_factory=dict)
+    # The case's implementations, timed or not (empty: those with times).
+    implementations: list[str] = field(default_factory=list)
+
+    def baselines(self) -> list[str]:
+        """Every implementation but deepctr_ops, in report order."""
+        names = self.implementations or list(dict.fromkeys([*self.forward_ms,
+                                                            *self.backward_ms]))
+        return [n for n in names if n != "deepctr_ops"]
+
+    def has_own_baselines(self) -> bool:
+        """True when the case names baselines beyond IMPLEMENTATIONS."""
+        return any(b not in IMPLEMENTATIONS for b in self.baselines())
 
     def ratio(self, kind: str, baseline: str = "deepctr") -> float | None:
         times = self.forward_ms if kind == "forward" else self.backward_ms
@@ -50,6 +79,9 @@ class Result:
         return times[baseline] / times["deepctr_ops"]
 
     def as_dict(self) -> dict:
+        own = {f"speedup_vs_{b}": {"forward": self.ratio("forward", b),
+                                   "forward_backward": self.ratio("backward", b)}
+               for b in self.baselines() if b not in IMPLEMENTATIONS}
         return {
             "case": self.case,
             "forward_ms": self.forward_ms,
@@ -68,6 +100,7 @@ class Result:
                 "forward": self.ratio("forward", "keras"),
                 "forward_backward": self.ratio("backward", "keras"),
             },
+            **own,
         }
 
 
@@ -84,7 +117,8 @@ def _samples_ms(fn: Callable[[], object], repeats: int, min_seconds: float) -> l
 
 
 def _as_tensor_inputs(inputs: list) -> list:
-    return [x if isinstance(x, (tf.Tensor, tf.RaggedTensor)) else tf.constant(x) for x in inputs]
+    return [x if isinstance(x, (tf.Tensor, tf.RaggedTensor, tf.SparseTensor)) else tf.constant(x)
+            for x in inputs]
 
 
 @dataclass
@@ -135,11 +169,9 @@ def _time_case(case: Case, repeats: int, min_seconds: float, rounds: int, seed: 
     calls are back to back, as in a training loop.
     """
     inputs = _as_tensor_inputs(case.make_inputs(np.random.default_rng(seed)))
-    result = Result(case.name)
+    result = Result(case.name, implementations=implementations_of(case))
     timed: dict[str, _Timed] = {}
-    for impl in IMPLEMENTATIONS:
-        if impl not in case.layers:
-            continue
+    for impl in result.implementations:
         try:
             timed[impl] = _prepare(case, impl, inputs)
         except Exception as err:  # A reference that cannot run is reported, not fatal.
@@ -187,7 +219,40 @@ def _fmt_ratio(value: float | None) -> str:
 
 
 def format_table(results: Sequence[Result]) -> str:
-    """Markdown table of medians (ms) and speedups; pasted into README.md."""
+    """Markdown table of medians (ms) and speedups; pasted into README.md.
+
+    Rows whose cases name baselines of their own (beyond IMPLEMENTATIONS)
+    follow in a second table with a column per baseline any of them names
+    ("n/a" where a row's case has no such baseline).
+    """
+    standard = [r for r in results if not r.has_own_baselines()]
+    own = [r for r in results if r.has_own_baselines()]
+    tables = [_format_standard_table(standard)] if standard or not own else []
+    if own:
+        baselines = list(dict.fromkeys(b for r in own for b in r.baselines()))
+        tables.append(_format_table_with(baselines, own))
+    return "\n\n".join(tables)
+
+
+def _format_table_with(baselines: list[str], results: Sequence[Result]) -> str:
+    """A table with one time and one ratio column per baseline, in order."""
+    labels = [BASELINE_LABELS.get(b, b) for b in baselines]
+    lines = [
+        "| case | pass | deepctr-ops ms | " + "".join(f"{label} ms | " for label in labels)
+        + " | ".join(f"vs {label}" for label in labels) + " |",
+        "|---|---|---:|" + "---:|" * (2 * len(baselines)),
+    ]
+    for r in results:
+        for kind, label, times in (("forward", "fwd", r.forward_ms),
+                                   ("backward", "fwd+bwd", r.backward_ms)):
+            cells = [_fmt_ms(times, "deepctr_ops"), *(_fmt_ms(times, b) for b in baselines),
+                     *(_fmt_ratio(r.ratio(kind, b)) for b in baselines)]
+            lines.append(f"| {r.case} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _format_standard_table(results: Sequence[Result]) -> str:
+    """The table of the cases timed against IMPLEMENTATIONS only."""
     header = (
         "| case | pass | deepctr-ops ms | DeepCTR ms | TF twin ms | vs DeepCTR | vs twin |\n"
         "|---|---|---:|---:|---:|---:|---:|"

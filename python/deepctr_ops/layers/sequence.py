@@ -9,6 +9,7 @@ from .attention_pooling import AttentionSequencePoolingLayer
 from .bias_encoding import BiasEncoding
 from .bilstm import BiLSTM
 from .dynamic_gru import BidirectionalDynamicGRU, DynamicGRU
+from .embedding_pooling import EmbeddingSequencePooling
 from .kmax_pooling import KMaxPooling
 from .pooling import SequencePoolingLayer, WeightedSequenceLayer
 from .position_encoding import PositionEncoding
@@ -25,6 +26,7 @@ custom_objects = {
     "AttentionSequencePoolingLayer": AttentionSequencePoolingLayer,
     "DynamicGRU": DynamicGRU,
     "BidirectionalDynamicGRU": BidirectionalDynamicGRU,
+    "EmbeddingSequencePooling": EmbeddingSequencePooling,
 }
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "BidirectionalDynamicGRU",
     "BiLSTM",
     "DynamicGRU",
+    "EmbeddingSequencePooling",
     "KMaxPooling",
     "PositionEncoding",
     "SequencePoolingLayer",
