@@ -78,6 +78,17 @@ struct ReadStep {
   const T* row;  // A row of zeros for a bad id (already reported).
 };
 
+// The steps a unit reads: UnitReader::Collect's first count() entries.
+template <typename T>
+struct StepSpan {
+  const ReadStep<T>* data;
+  int64_t size;
+  const ReadStep<T>* begin() const { return data; }
+  const ReadStep<T>* end() const { return data + size; }
+  bool empty() const { return size == 0; }
+  const ReadStep<T>& back() const { return data[size - 1]; }
+};
+
 template <typename T, typename Index, typename Id>
 class UnitReader {
  public:
@@ -88,19 +99,22 @@ class UnitReader {
   // Lists the steps unit `u` reads (the pooled steps of its row) into `out`.
   void Collect(const Unit& u, EmbeddingRowPlan<Id>* row, std::vector<ReadStep<T>>* out) {
     *row = PlanEmbeddingRow(rows_, u.batch_row);
-    out->clear();
     const int64_t end = PooledStepEnd(*row, mode_);
+    if (static_cast<int64_t>(out->size()) < end) out->resize(end);
+    ReadStep<T>* next = out->data();
     for (int64_t t = 0; t < end; ++t) {
       if (!StepIsPooled(*row, mode_, t)) continue;
       const Id id = row->ids[t];
       if (!IdInRange(id, rows_.vocab)) {
         bad_->Report(row->plan.begin + t, static_cast<int64_t>(id));
-        out->push_back({t, zeros_});  // Never read out of bounds; the op fails.
+        *next++ = {t, zeros_};  // Never read out of bounds; the op fails.
         continue;
       }
-      out->push_back({t, table_ + static_cast<int64_t>(id) * rows_.rows.depth + u.col_begin});
+      *next++ = {t, table_ + static_cast<int64_t>(id) * rows_.rows.depth + u.col_begin};
     }
+    count_ = next - out->data();
   }
+  int64_t count() const { return count_; }
 
  private:
   const EmbeddingRows<Index, Id>& rows_;
@@ -108,6 +122,64 @@ class UnitReader {
   const T* const table_;
   BadIdReport* const bad_;
   const T zeros_[kDepthBlock] = {};
+  int64_t count_ = 0;
+};
+
+// Walks the steps the forward will pool, kLeadSteps ahead of it and across
+// units, prefetching each one's table row. Step granularity matters: whole
+// units prefetched one unit ahead ran ~40% slower (B4096 T50 E64, one thread:
+// 1.84 vs 1.3 ms), a lead of 16-64 steps being about equally good.
+template <typename T, typename Index, typename Id>
+class RowPrefetcher {
+ public:
+  static constexpr int kLeadSteps = 24;
+
+  RowPrefetcher(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
+                int64_t unit, int64_t unit_end)
+      : rows_(rows), mode_(mode), table_(table), unit_(unit), unit_end_(unit_end) {
+    if (unit_ >= unit_end_) return;
+    EnterUnit();
+    for (int i = 0; i < kLeadSteps; ++i) Step();
+  }
+
+  // Called once per step the forward pools: prefetches one more step ahead.
+  inline void Step() {
+    while (unit_ < unit_end_) {
+      while (step_ < end_) {
+        const int64_t t = step_++;
+        if (!StepIsPooled(row_, mode_, t)) continue;
+        const Id id = row_.ids[t];
+        if (IdInRange(id, rows_.vocab)) {
+          PrefetchLines(table_ + static_cast<int64_t>(id) * rows_.rows.depth + col_begin_,
+                        cols_);
+        }
+        return;
+      }
+      if (++unit_ == unit_end_) return;
+      EnterUnit();
+    }
+  }
+
+ private:
+  void EnterUnit() {
+    const Unit u = UnitAt(unit_, rows_.rows.depth);
+    row_ = PlanEmbeddingRow(rows_, u.batch_row);
+    step_ = 0;
+    end_ = PooledStepEnd(row_, mode_);
+    col_begin_ = u.col_begin;
+    cols_ = u.cols;
+  }
+
+  const EmbeddingRows<Index, Id>& rows_;
+  const PoolMode mode_;
+  const T* const table_;
+  int64_t unit_;
+  const int64_t unit_end_;
+  EmbeddingRowPlan<Id> row_;
+  int64_t step_ = 0;
+  int64_t end_ = 0;
+  int64_t col_begin_ = 0;
+  int64_t cols_ = 0;
 };
 
 template <typename T>
@@ -130,7 +202,7 @@ void DispatchWidth(int64_t cols, Fn fn) {
 }
 
 template <int64_t kWidth, typename T, typename Acc>
-void PoolSum(const std::vector<ReadStep<T>>& steps, const T* weights, int64_t row_begin,
+void PoolSum(const StepSpan<T>& steps, const T* weights, int64_t row_begin,
              int64_t cols, Acc* out) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
   Acc acc[kDepthBlock];
@@ -156,7 +228,7 @@ constexpr int64_t MaxIndexableSteps() {
 
 // PoolMax's scalar columns [col, col + count) (16-bit types, tails).
 template <typename T, typename Acc>
-void MaxColumnsScalar(const std::vector<ReadStep<T>>& steps, const T* weights,
+void MaxColumnsScalar(const StepSpan<T>& steps, const T* weights,
                       int64_t row_begin, Acc shift, int64_t col, int64_t count, Acc* max,
                       int32_t* argmax) {
   Acc m[kDepthBlock];
@@ -195,7 +267,7 @@ void MaxColumnsScalar(const std::vector<ReadStep<T>>& steps, const T* weights,
 // argmax (sequence_pool.h's codes). x * 1 == x exactly, so unweighted steps
 // multiply by 1 and every loop stays branch-free.
 template <int64_t kWidth, typename T, typename Acc>
-void PoolMax(const MaxScope<Acc>& scope, const std::vector<ReadStep<T>>& steps,
+void PoolMax(const MaxScope<Acc>& scope, const StepSpan<T>& steps,
              const T* weights, int64_t row_begin, int64_t cols, Acc* max, int32_t* argmax) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
   const Acc shift = scope.shift;
@@ -250,7 +322,7 @@ void PoolMax(const MaxScope<Acc>& scope, const std::vector<ReadStep<T>>& steps,
 template <typename T, typename Index, typename Id>
 void ForwardUnit(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* weights,
                  const Unit& u, const EmbeddingRowPlan<Id>& row,
-                 const std::vector<ReadStep<T>>& steps, T* output, int32_t* argmax) {
+                 const StepSpan<T>& steps, T* output, int32_t* argmax) {
   using Acc = typename AccumulatorOf<T>::Type;
   const int64_t depth = rows.rows.depth;
   const int64_t pooled_offset = u.batch_row * depth + u.col_begin;
@@ -465,23 +537,15 @@ Status EmbeddingPoolForwardCpu(const EmbeddingRows<Index, Id>& rows, PoolMode mo
   const int64_t cost = steps_per_row * (kDepthBlock + 200);
   parallel_for(units, cost, [&](int64_t unit_begin, int64_t unit_end) {
     UnitReader<T, Index, Id> reader(rows, mode, table, &bad);
-    std::vector<ReadStep<T>> current, next;
-    EmbeddingRowPlan<Id> row, next_row;
-    Unit u = UnitAt(unit_begin, depth);
-    reader.Collect(u, &row, &current);
+    RowPrefetcher<T, Index, Id> prefetcher(rows, mode, table, unit_begin, unit_end);
+    std::vector<ReadStep<T>> steps;
+    EmbeddingRowPlan<Id> row;
     for (int64_t unit = unit_begin; unit < unit_end; ++unit) {
-      Unit next_unit{};
-      if (unit + 1 < unit_end) {
-        next_unit = UnitAt(unit + 1, depth);
-        reader.Collect(next_unit, &next_row, &next);
-        for (const ReadStep<T>& s : next) {
-          if (s.row != nullptr) PrefetchLines(s.row, next_unit.cols);
-        }
-      }
-      ForwardUnit(rows, mode, weights, u, row, current, output, argmax);
-      std::swap(current, next);
-      std::swap(row, next_row);
-      u = next_unit;
+      const Unit u = UnitAt(unit, depth);
+      reader.Collect(u, &row, &steps);
+      for (int64_t i = 0; i < reader.count(); ++i) prefetcher.Step();
+      ForwardUnit(rows, mode, weights, u, row, StepSpan<T>{steps.data(), reader.count()},
+                  output, argmax);
     }
   });
   return bad.ToStatus(rows.rows, rows.vocab);
