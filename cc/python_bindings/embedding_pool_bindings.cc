@@ -19,6 +19,7 @@
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/python_bindings/binding_utils.h"
+#include "cc/python_bindings/embedding_pool_offsets.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
 #include "cc/python_bindings/gpu_embedding_pool_runner.h"
@@ -126,6 +127,12 @@ std::vector<Index> MonotoneSplits(const PoolRows<Index>& r) {
   return splits;
 }
 
+// Fills a fresh output with a sentinel, so that an element a kernel fails to
+// write shows (NaN for floats, -1 for ids; argmax gets 0x7f7f7f7f, no code).
+void Poison(py::array* a, int byte) {
+  if (a->nbytes() > 0) std::memset(a->mutable_data(), byte, static_cast<size_t>(a->nbytes()));
+}
+
 template <typename T>
 const T* DataOf(const py::array& a, bool present) {
   return present ? static_cast<const T*>(a.data()) : nullptr;
@@ -160,12 +167,16 @@ double RunForward(const Request& req, const EmbeddingRows<Index, Id>& rows, T* o
 template <typename T, typename Index, typename Id>
 py::tuple Forward(const Request& req) {
   const EmbeddingRows<Index, Id> rows = Describe<Index, Id>(req);
-  if (req.device != Device::kCpu && req.validate) ThrowIfError(kernels::ValidatePoolRows(rows.rows));
+  if (req.device != Device::kCpu && req.validate) {
+    ThrowIfError(kernels::ValidatePoolRows(rows.rows));
+  }
   const std::vector<py::ssize_t> pooled_shape = {static_cast<py::ssize_t>(rows.rows.batch), 1,
                                                  static_cast<py::ssize_t>(rows.rows.depth)};
   py::array output(req.table.dtype(), pooled_shape);
   const bool is_max = req.mode == PoolMode::kMax;
   py::array_t<int32_t> argmax(is_max ? pooled_shape : std::vector<py::ssize_t>{0});
+  Poison(&output, 0xff);
+  Poison(&argmax, 0x7f);
   const double ms = RunForward<T, Index, Id>(req, rows, static_cast<T*>(output.mutable_data()),
                                              is_max ? argmax.mutable_data() : nullptr);
   return py::make_tuple(output, argmax, ms);
@@ -174,7 +185,9 @@ py::tuple Forward(const Request& req) {
 template <typename T, typename Index, typename Id>
 py::tuple Backward(const Request& req) {
   const EmbeddingRows<Index, Id> rows = Describe<Index, Id>(req);
-  if (req.device != Device::kCpu && req.validate) ThrowIfError(kernels::ValidatePoolRows(rows.rows));
+  if (req.device != Device::kCpu && req.validate) {
+    ThrowIfError(kernels::ValidatePoolRows(rows.rows));
+  }
   const int64_t batch = rows.rows.batch;
   const int64_t depth = rows.rows.depth;
   if (req.grad.size() != batch * depth || !req.grad.dtype().is(req.table.dtype())) {
@@ -228,6 +241,7 @@ py::tuple Backward(const Request& req) {
   if (!splits.empty()) run_rows.rows.row_splits = splits.data();
   const kernels::ParallelFor pf = ThreadedFor(ResolveThreads(req.threads));
   std::vector<int64_t> offsets(static_cast<size_t>(batch + 1));
+  std::memset(offsets.data(), kOffsetsSentinelByte, offsets.size() * sizeof(int64_t));
   {
     py::gil_scoped_release release;
     const int scan_threads = req.scan_threads > 0 ? req.scan_threads : 1024;
@@ -235,11 +249,15 @@ py::tuple Backward(const Request& req) {
                                                                    offsets.data(), scan_threads)
                           : kernels::EmbeddingPoolGradRowsCpu(run_rows, req.mode,
                                                               offsets.data(), pf));
+    ThrowIfError(CheckGradOffsets(offsets.data(), batch, rows.rows.num_steps));
   }
   const py::ssize_t total = static_cast<py::ssize_t>(offsets[batch]);
   py::array values(req.table.dtype(), std::vector<py::ssize_t>{total, depth});
   py::array indices(id_dtype, std::vector<py::ssize_t>{total});
   py::array grad_weights(req.table.dtype(), weights_shape);
+  Poison(&values, 0xff);
+  Poison(&indices, 0xff);
+  Poison(&grad_weights, 0xff);
   T* values_data = static_cast<T*>(values.mutable_data());
   Id* indices_data = static_cast<Id*>(indices.mutable_data());
   T* grad_weights_data = req.has_weights ? static_cast<T*>(grad_weights.mutable_data()) : nullptr;

@@ -8,6 +8,7 @@
 #include "cc/kernels/float_types.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/python_bindings/cuda_host_utils.h"
+#include "cc/python_bindings/embedding_pool_offsets.h"
 
 namespace deepctr_ops {
 namespace bindings {
@@ -85,6 +86,11 @@ Status RunEmbeddingPoolForwardOnGpu(const EmbeddingRows<Index, Id>& rows, PoolMo
   if (s.ok()) s = UploadValues(rows, table, weights, &d_table, &d_weights);
   if (s.ok()) s = CudaStatus(d_output.Allocate(pooled * sizeof(T)), "cudaMalloc");
   if (s.ok()) s = CudaStatus(d_argmax.Allocate(pooled * sizeof(int32_t)), "cudaMalloc");
+  // A sentinel in the outputs: an element the kernels fail to write shows.
+  if (s.ok()) s = CudaStatus(cudaMemset(d_output.get(), 0xff, pooled * sizeof(T)), "cudaMemset");
+  if (s.ok()) {
+    s = CudaStatus(cudaMemset(d_argmax.get(), 0x7f, pooled * sizeof(int32_t)), "cudaMemset");
+  }
   if (!s.ok()) return s;
   const bool with_argmax = argmax != nullptr && mode == PoolMode::kMax;
   auto launch = [&]() {
@@ -132,14 +138,15 @@ Status RunEmbeddingPoolBackwardOnGpu(const EmbeddingRows<Index, Id>& rows, PoolM
     if (!made.ok()) return made;
     return kernels::LaunchEmbeddingPoolGradRows(d_rows.rows(), mode, offsets, nullptr);
   };
-  s = grad_rows();
+  std::vector<int64_t> host_offsets(static_cast<size_t>(batch + 1));
+  s = CudaStatus(cudaMemset(offsets, kOffsetsSentinelByte, host_offsets.size() * sizeof(int64_t)),
+                 "cudaMemset");
+  if (s.ok()) s = grad_rows();
   if (s.ok()) s = CudaStatus(cudaDeviceSynchronize(), "kernel");
-  int64_t total = 0;
-  if (s.ok()) {
-    s = CudaStatus(cudaMemcpy(&total, offsets + batch, sizeof(int64_t), cudaMemcpyDeviceToHost),
-                   "cudaMemcpy to host");
-  }
+  if (s.ok()) s = Download(d_offsets, host_offsets.size(), host_offsets.data());
+  if (s.ok()) s = CheckGradOffsets(host_offsets.data(), batch, rows.rows.num_steps);
   if (!s.ok()) return s;
+  const int64_t total = host_offsets[static_cast<size_t>(batch)];
   const size_t steps = static_cast<size_t>(rows.rows.num_steps);
   DeviceBuffer d_values, d_indices, d_grad_weights;
   s = CudaStatus(d_values.Allocate(static_cast<size_t>(total * depth) * sizeof(T)), "cudaMalloc");
@@ -148,6 +155,18 @@ Status RunEmbeddingPoolBackwardOnGpu(const EmbeddingRows<Index, Id>& rows, PoolM
   }
   if (s.ok() && with_grad_weights) {
     s = CudaStatus(d_grad_weights.Allocate(steps * sizeof(T)), "cudaMalloc");
+  }
+  // A sentinel in the outputs: an element the kernels fail to write shows.
+  if (s.ok()) {
+    const size_t bytes = static_cast<size_t>(total * depth) * sizeof(T);
+    s = CudaStatus(cudaMemset(d_values.get(), 0xff, bytes), "cudaMemset");
+  }
+  if (s.ok()) {
+    s = CudaStatus(cudaMemset(d_indices.get(), 0xff, static_cast<size_t>(total) * sizeof(Id)),
+                   "cudaMemset");
+  }
+  if (s.ok() && with_grad_weights) {
+    s = CudaStatus(cudaMemset(d_grad_weights.get(), 0xff, steps * sizeof(T)), "cudaMemset");
   }
   if (!s.ok()) return s;
   auto backward = [&]() {
