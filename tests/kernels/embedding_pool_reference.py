@@ -151,9 +151,9 @@ def backward(table, ids, rows, layout, mode, grad, weights=None, mask_zero=False
     depth = table.shape[1]
     acc = accumulation_dtype(table.dtype)
     flat = np.asarray(ids).reshape(-1)
-    grad = np.asarray(grad).reshape(-1, depth).astype(np.float64)
     w_flat = None if weights is None else np.asarray(weights).reshape(-1).astype(np.float64)
     plans = plan_rows(ids, rows, layout, mode, mask_zero, splits_are_monotone)
+    grad = np.asarray(grad).reshape(len(plans), depth).astype(np.float64)
     values, indices = [np.zeros((0, depth))], [np.zeros(0, np.int64)]
     grad_weights = np.zeros(flat.size)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf follow the kernels.
