@@ -35,6 +35,9 @@ def _case(rng, layout, b=7, t=6, e=37, vocab=11, dtype=np.float64, id_dtype=np.i
     row 1 all zeros. random_rows gives lengths 0, T, > T and negative, an
     all-False mask row and an empty ragged row."""
     rows, valid = random_rows(rng, layout, b, t, index)
+    if layout == "lengths" and b > 3:
+        rows[3] = -2  # Besides random_rows' 0, T and T + 5.
+        valid[3] = False
     n = int(valid.sum()) if layout == "ragged" else b * t
     ids = rng.integers(0, vocab, size=n)
     ids[rng.random(n) < 0.2] = 0
@@ -282,12 +285,12 @@ def test_cpu_bad_id_in_padding_is_not_read(kernels, rng, layout):
     np.testing.assert_allclose(out[1, 0], 3 * table[2])
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("mode", MODES)
-def test_cpu_threads_are_bit_identical(kernels, rng, mode):
-    table, ids, rows, weights = _case(rng, "lengths", b=60, t=9, e=70, vocab=40,
-                                      dtype=np.float32)
-    single = _run_both(kernels, table, ids, rows, "lengths", mode, weights, True, threads=1)
-    many = _run_both(kernels, table, ids, rows, "lengths", mode, weights, True, threads=5)
+def test_cpu_threads_are_bit_identical(kernels, rng, layout, mode):
+    table, ids, rows, weights = _case(rng, layout, b=60, t=9, e=70, vocab=40, dtype=np.float32)
+    single = _run_both(kernels, table, ids, rows, layout, mode, weights, True, threads=1)
+    many = _run_both(kernels, table, ids, rows, layout, mode, weights, True, threads=5)
     np.testing.assert_array_equal(single[0], many[0])
     np.testing.assert_array_equal(single[1], many[1])
     for a, b in zip(single[3], many[3]):
