@@ -18,6 +18,7 @@ KERNEL_SRCS = [
     "cc/kernels/dynamic_gru_avx512.cc",
     "cc/kernels/dynamic_gru_emulate.cc",
     "cc/kernels/embedding_pool.cc",
+    "cc/kernels/embedding_pool_emulate.cc",
     "cc/kernels/sequence_pool.cc",
 ]
 
@@ -26,6 +27,7 @@ CUDA_SRCS = [
     "cc/kernels/attention_pool.cu",
     "cc/kernels/attention_softmax.cu",
     "cc/kernels/dynamic_gru.cu",
+    "cc/kernels/embedding_pool.cu",
     "cc/kernels/sequence_pool.cu",
 ]
 

@@ -1,5 +1,5 @@
-"""GPU vs CPU timing of the pooling, attention-softmax and dynamic-GRU kernels through the
-pybind11 module.
+"""GPU vs CPU timing of the pooling, attention-softmax, dynamic-GRU and fused
+embedding-pooling kernels through the pybind11 module.
 
 Run by tools/gpu_check.sh (DEEPCTR_OPS_KERNELS_DIR points at the build). Prints,
 per case, the CUDA-event time of one launch, the bytes it must move as GB/s,
@@ -58,6 +58,7 @@ def main() -> int:
     bench_attention(kernels, gpu, rng)
     bench_attention_pool(kernels, gpu, rng)
     bench_gru(kernels, gpu, rng)
+    bench_embedding_pool(kernels, gpu, rng)
     return 0
 
 
@@ -142,6 +143,41 @@ def bench_gru(kernels, gpu, rng):
                     result = kernels.dynamic_gru(x, lengths, *weights, att=att, cell=cell,
                                                  device="gpu", repeats=20, **kwargs)
                     gpu_ms = result[-1]
+                    print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
+                          f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
+                else:
+                    print(f"{name:44s} {label:4s} {'n/a':>8s} {'n/a':>7s} {cpu_ms:8.2f}")
+
+
+def bench_embedding_pool(kernels, gpu, rng):
+    """Fused embedding lookup + pooling, lengths ~ Poisson, ids uniform over the vocabulary.
+
+    GB/s counts the table rows read, the ids and the output (forward), and the gradient
+    rows and indices written plus the ids read (backward: GradRows + Backward, without the
+    host copy of the row count between them)."""
+    shapes = ((4096, 50, 64, 100_000, 25), (65536, 50, 32, 1_000_000, 25))
+    for mode in ("sum", "mean", "max"):
+        for b, t, e, vocab, mean_len in shapes:
+            table = rng.standard_normal((vocab, e), dtype=np.float32)
+            ids = rng.integers(1, vocab, size=(b, t)).astype(np.int64)
+            lengths = np.clip(rng.poisson(mean_len, size=b), 0, t).astype(np.int32)
+            upstream = rng.standard_normal((b, 1, e), dtype=np.float32)
+            valid = int(lengths.sum())
+            _, argmax, _ = kernels.embedding_pool_forward(table, ids, lengths, mode=mode)
+            cases = (
+                ("fwd", kernels.embedding_pool_forward, (table, ids, lengths), {"mode": mode},
+                 4 * e * valid + 8 * valid + 4 * b * e),
+                ("bwd", kernels.embedding_pool_backward, (table, ids, lengths, upstream),
+                 {"mode": mode, "argmax": argmax if mode == "max" else None},
+                 4 * e * valid + 16 * valid + 4 * b * e))
+            for label, fn, args, kwargs, moved in cases:
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    fn(*args, **kwargs)
+                cpu_ms = (time.perf_counter() - t0) / 3 * 1e3
+                name = f"embedding_pool {mode} B{b} T{t} E{e} V{vocab}"
+                if gpu:
+                    gpu_ms = fn(*args, device="gpu", repeats=20, **kwargs)[-1]
                     print(f"{name:44s} {label:4s} {gpu_ms:8.3f} {moved / gpu_ms / 1e6:7.0f} "
                           f"{cpu_ms:8.2f} {cpu_ms / gpu_ms:7.1f}x")
                 else:

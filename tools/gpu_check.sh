@@ -84,7 +84,7 @@ if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null
   timeout "${GPU_CHECK_SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool memcheck \
     --error-exitcode 3 "$py" -m pytest tests/kernels/test_gpu_review_cases.py \
     tests/kernels/test_attention_pool_kernels.py tests/kernels/test_gru_kernels.py \
-    tests/kernels/test_nonfinite_kernels.py -k gpu \
+    tests/kernels/test_nonfinite_kernels.py tests/kernels/test_embedding_pool_kernels.py -k gpu \
     --confcutdir=tests/kernels -p no:cacheprovider -q -x 2>&1 | tail -40 \
     | tee "$out/gpu_sanitizer.log"
   echo "compute-sanitizer exit: ${PIPESTATUS[0]}" | tee -a "$out/gpu_sanitizer.log"

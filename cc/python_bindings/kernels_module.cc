@@ -19,6 +19,7 @@
 #include "cc/python_bindings/attention_pool_bindings.h"
 #include "cc/python_bindings/binding_utils.h"
 #include "cc/python_bindings/dynamic_gru_bindings.h"
+#include "cc/python_bindings/embedding_pool_bindings.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
 #include "cc/python_bindings/gpu_attention_runner.h"
@@ -349,4 +350,5 @@ defaults to the CPU forward of `scores`. Returns (result, milliseconds): on the
 GPU the mean time of one launch over `repeats` launches, 0 on the CPU.)doc");
   deepctr_ops::bindings::BindAttentionPool(m);
   deepctr_ops::bindings::BindDynamicGru(m);
+  deepctr_ops::bindings::BindEmbeddingPool(m);
 }
