@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from deepctr_ops.compat import IS_KERAS_3, keras
+from deepctr_ops.layers.embedding_pooling import EmbeddingSequencePooling
 from deepctr_ops.layers.sequence import (
     AttentionSequencePoolingLayer,
     DynamicGRU,
@@ -43,7 +44,11 @@ def _model():
     scores = AttentionSequencePoolingLayer((8,), return_score=True)([query, evolved, lengths])
     augru = DynamicGRU(EMB, gru_type="AUGRU", return_sequence=False)(               # GRU op.
         [evolved, lengths, keras.layers.Permute((2, 1))(scores)])
-    merged = keras.layers.Concatenate()([masked_mean, length_max, attended, din, augru])
+    fused = EmbeddingSequencePooling(VOCAB, EMB, "max", mask_zero=True,             # Fused
+                                     embeddings_initializer=init)                   # lookup
+    fused_ids, fused_lengths = fused(ids), fused([ids, lengths])                    # + pool.
+    merged = keras.layers.Concatenate()([masked_mean, length_max, attended, din, augru,
+                                         fused_ids, fused_lengths])
     out = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=4))(
         keras.layers.Flatten()(merged))
     return keras.Model([ids, lengths], out)

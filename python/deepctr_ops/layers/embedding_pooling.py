@@ -60,7 +60,8 @@ class EmbeddingSequencePooling(_CustomOpLayer):
         initializer/regularizer/constraint arguments are then unused. A layer
         with a shared table has no ``get_config`` (Keras cannot rebuild the
         sharing from configs): rebuild such models in code and use
-        ``save_weights``/``load_weights``.
+        ``save_weights``/``load_weights``. Calling one layer on several
+        features' ids shares its table too, and such models save normally.
 
     The table gradient is a ``tf.IndexedSlices`` over the pooled steps only.
     """
