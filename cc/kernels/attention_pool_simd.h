@@ -1,8 +1,9 @@
 // CPU building blocks of the fused attention pooling: 64-byte vectors (GCC
 // vector extensions, lowered to whatever the target ISA has), a small
 // register-blocked matrix product, and the activations with their
-// derivatives. Everything has internal linkage: a translation unit compiled
-// for another ISA includes its own copy.
+// derivatives, each specialised per instruction set (Isa). Everything has
+// internal linkage: a translation unit compiled for another ISA includes its
+// own copy.
 #ifndef DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_SIMD_H_
 #define DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_SIMD_H_
 
@@ -80,16 +81,38 @@ __attribute__((always_inline)) inline Acc HorizontalSum(typename Simd<Acc>::V v)
   return sum;
 }
 
-// C[r, :] += sum_k A(r, k) * B[k, :] for r < R, over CB vectors of columns.
-// A(r, k) = a[r * a_row + k * a_k]; B and C rows are ldb / ldc vectors apart.
-// The body is a macro so that it is compiled twice: for the baseline (AVX)
-// and, called only where the CPU has them, for AVX-512 with FMA, where the
-// 64-byte vectors are single registers and larger blocks fit.
+// The instruction sets the CPU code is compiled for, each a copy of the shard
+// loops with everything they call inlined or specialised for it: the
+// baseline (AVX, no FMA), AVX2 with FMA, and AVX-512 with FMA.
+enum class Isa : int { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2 };
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DEEPCTR_OPS_ATTENTION_X86 1
+#define DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define DEEPCTR_OPS_ATTENTION_TARGET_AVX512 \
+  __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#else
+#define DEEPCTR_OPS_ATTENTION_X86 0
+#endif
+
+// How a product starts: C += A B, C = A B, or C = (bias row) + A B.
+enum class GemmInit : int { kAdd, kSet, kBias };
+
+// C[r, :] (+)= sum_k A(r, k) * B[k, :] for r < R, over CB vectors of columns.
+// A(r, k) = a[r * a_row + k * a_k]; B and C rows are ldb / ldc vectors apart;
+// `bias`: CB vectors, read with GemmInit::kBias. Each element is summed over k
+// in increasing order whatever the block shape, so the blocking never changes
+// a result. The body is a macro so that it is compiled once per instruction
+// set (64-byte vectors are single registers with AVX-512, pairs with AVX2).
 #define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY                             \
   using V = typename Simd<Acc>::V;                                           \
   V acc[R][CB];                                                              \
   for (int r = 0; r < R; ++r) {                                              \
-    for (int j = 0; j < CB; ++j) acc[r][j] = c[r * ldc + j];                 \
+    for (int j = 0; j < CB; ++j) {                                           \
+      acc[r][j] = init == GemmInit::kAdd    ? c[r * ldc + j]                 \
+                  : init == GemmInit::kBias ? bias[j]                        \
+                                            : V{};                           \
+    }                                                                        \
   }                                                                          \
   for (int64_t k = 0; k < depth; ++k) {                                      \
     const V* brow = b + k * ldb;                                             \
@@ -105,97 +128,140 @@ __attribute__((always_inline)) inline Acc HorizontalSum(typename Simd<Acc>::V v)
     for (int j = 0; j < CB; ++j) c[r * ldc + j] = acc[r][j];                 \
   }
 
+#define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS                                             \
+  int64_t depth, const Acc *a, int64_t a_row, int64_t a_k, const typename Simd<Acc>::V *b, \
+      int64_t ldb, typename Simd<Acc>::V *c, int64_t ldc, GemmInit init,                    \
+      const typename Simd<Acc>::V *bias
+
 template <typename Acc, int R, int CB>
-inline void MicroKernel(int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                        const typename Simd<Acc>::V* b, int64_t ldb,
-                        typename Simd<Acc>::V* c, int64_t ldc) {
+inline void MicroKernel(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DEEPCTR_OPS_ATTENTION_AVX512 1
+#if DEEPCTR_OPS_ATTENTION_X86
 template <typename Acc, int R, int CB>
-__attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void MicroKernelAvx512(
-    int64_t depth, const Acc* a, int64_t a_row, int64_t a_k, const typename Simd<Acc>::V* b,
-    int64_t ldb, typename Simd<Acc>::V* c, int64_t ldc) {
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void MicroKernelAvx2(
+    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 
-inline bool CpuHasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return has;
+template <typename Acc, int R, int CB>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void MicroKernelAvx512(
+    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
-#else
-#define DEEPCTR_OPS_ATTENTION_AVX512 0
 #endif
 #undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 
-// Register blocks: R rows times up to C vectors of accumulators (AVX-512:
-// 4 x 6 of 32 zmm registers; baseline: 2 x 3 vectors, 12 of 16 ymm).
-template <typename Acc, int R, int C, bool kWide>
-inline void RowBlock(int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                     const typename Simd<Acc>::V* b, int64_t ldb, typename Simd<Acc>::V* c,
-                     int64_t ldc, int64_t vecs) {
-  // Column chunks of nearly equal width, each at most C vectors.
-  const int64_t chunks = (vecs + C - 1) / C;
-  int64_t j0 = 0;
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    const int64_t width = (vecs - j0) / (chunks - chunk);
-    const auto* bj = b + j0;
-    auto* cj = c + j0;
-#if DEEPCTR_OPS_ATTENTION_AVX512
-    if (kWide) {
-      switch (width) {
-        case 1: MicroKernelAvx512<Acc, R, 1>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 2: MicroKernelAvx512<Acc, R, 2>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 3: MicroKernelAvx512<Acc, R, 3>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 4: MicroKernelAvx512<Acc, R, 4>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 5: MicroKernelAvx512<Acc, R, 5>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        default: MicroKernelAvx512<Acc, R, 6>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-      }
-      j0 += width;
-      continue;
-    }
-#endif
-    switch (width) {
-      case 1: MicroKernel<Acc, R, 1>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-      case 2: MicroKernel<Acc, R, 2>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-      default: MicroKernel<Acc, R, 3>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-    }
-    j0 += width;
-  }
-}
+// Register blocks per instruction set: at most kMaxCols vectors of columns,
+// and RowsFor(cols) rows, so that the accumulators, one row of B and a
+// broadcast fit in the registers (AVX-512: 32 zmm, with at least 8
+// accumulators in flight to hide the FMA latency; AVX2: 16 ymm, the classic
+// 6 x 16-float block; baseline: 2 x 3 vectors, as 16 ymm allow without FMA).
+template <Isa kIsa>
+struct Blocking;
 
-template <typename Acc, int R, int C, bool kWide>
-inline void GemmBlocks(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                       const typename Simd<Acc>::V* bv, int64_t ldb, typename Simd<Acc>::V* cv,
-                       int64_t ldc, int64_t vecs) {
-  int64_t r = 0;
-  for (; r + R <= rows; r += R) {
-    RowBlock<Acc, R, C, kWide>(depth, a + r * a_row, a_row, a_k, bv, ldb, cv + r * ldc, ldc,
-                               vecs);
-  }
-  for (; r < rows; ++r) {
-    RowBlock<Acc, 1, C, kWide>(depth, a + r * a_row, a_row, a_k, bv, ldb, cv + r * ldc, ldc,
-                               vecs);
-  }
-}
+template <>
+struct Blocking<Isa::kAvx512> {
+  static constexpr int kMaxCols = 6;
+  static constexpr int RowsFor(int cols) { return cols <= 3 ? 8 : cols == 4 ? 6 : 4; }
+};
 
-// C[rows, vecs] += A(rows, depth) B[depth, vecs]; A(r, k) = a[r * a_row + k * a_k].
-// B and C are padded matrices of whole vectors (ldb, ldc in vectors).
-template <typename Acc>
-inline void Gemm(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                 const Acc* b, int64_t ldb, Acc* c, int64_t ldc, int64_t vecs) {
-  using V = typename Simd<Acc>::V;
-  const V* bv = reinterpret_cast<const V*>(b);
-  V* cv = reinterpret_cast<V*>(c);
-#if DEEPCTR_OPS_ATTENTION_AVX512
-  if (CpuHasAvx512()) {
-    GemmBlocks<Acc, 4, 6, true>(rows, depth, a, a_row, a_k, bv, ldb, cv, ldc, vecs);
+template <>
+struct Blocking<Isa::kAvx2Fma> {
+  static constexpr int kMaxCols = 1;
+  static constexpr int RowsFor(int) { return 6; }
+};
+
+template <>
+struct Blocking<Isa::kBaseline> {
+  static constexpr int kMaxCols = 3;
+  static constexpr int RowsFor(int) { return 2; }
+};
+
+template <typename Acc, Isa kIsa, int R, int CB>
+inline void Block(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+#if DEEPCTR_OPS_ATTENTION_X86
+  if constexpr (kIsa == Isa::kAvx512) {
+    MicroKernelAvx512<Acc, R, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    return;
+  }
+  if constexpr (kIsa == Isa::kAvx2Fma) {
+    MicroKernelAvx2<Acc, R, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
     return;
   }
 #endif
-  GemmBlocks<Acc, 2, 3, false>(rows, depth, a, a_row, a_k, bv, ldb, cv, ldc, vecs);
+  MicroKernel<Acc, R, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+}
+
+// The last `rows` (< R) rows of a column chunk, as one block of that height.
+template <typename Acc, Isa kIsa, int R, int CB>
+inline void TailBlock(int64_t rows, DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  if constexpr (R > 1) {
+    if (rows == R - 1) {
+      Block<Acc, kIsa, R - 1, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    } else {
+      TailBlock<Acc, kIsa, R - 1, CB>(rows, depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    }
+  }
+}
+
+// All rows of one column chunk of CB vectors.
+template <typename Acc, Isa kIsa, int CB>
+inline void ColumnChunk(int64_t rows, DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  constexpr int R = Blocking<kIsa>::RowsFor(CB);
+  int64_t r = 0;
+  for (; r + R <= rows; r += R) {
+    Block<Acc, kIsa, R, CB>(depth, a + r * a_row, a_row, a_k, b, ldb, c + r * ldc, ldc, init,
+                            bias);
+  }
+  if (r < rows) {
+    TailBlock<Acc, kIsa, R, CB>(rows - r, depth, a + r * a_row, a_row, a_k, b, ldb,
+                                c + r * ldc, ldc, init, bias);
+  }
+}
+
+#undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS
+
+// C[rows, vecs] (+)= A(rows, depth) B[depth, vecs] as `init` says;
+// A(r, k) = a[r * a_row + k * a_k]. B, C and `bias` (a row, for
+// GemmInit::kBias) are padded matrices of whole vectors (ldb, ldc in vectors).
+template <typename Acc, Isa kIsa>
+inline void Gemm(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
+                 const Acc* b, int64_t ldb, Acc* c, int64_t ldc, int64_t vecs,
+                 GemmInit init = GemmInit::kAdd, const Acc* bias = nullptr) {
+  using V = typename Simd<Acc>::V;
+  constexpr int kMaxCols = Blocking<kIsa>::kMaxCols;
+  const V* bv = reinterpret_cast<const V*>(b);
+  V* cv = reinterpret_cast<V*>(c);
+  const V* biasv = reinterpret_cast<const V*>(bias);
+  // Column chunks of nearly equal width, each at most kMaxCols vectors.
+  const int64_t chunks = (vecs + kMaxCols - 1) / kMaxCols;
+  int64_t j0 = 0;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const int64_t width = (vecs - j0) / (chunks - chunk);
+    const V* bj = bv + j0;
+    V* cj = cv + j0;
+    const V* biasj = biasv != nullptr ? biasv + j0 : nullptr;
+    switch (width) {
+#define DEEPCTR_OPS_ATTENTION_CHUNK(CB)                                                   \
+  case CB:                                                                               \
+    if constexpr (CB <= kMaxCols) {                                                      \
+      ColumnChunk<Acc, kIsa, CB>(rows, depth, a, a_row, a_k, bj, ldb, cj, ldc, init, biasj); \
+    }                                                                                    \
+    break;
+      DEEPCTR_OPS_ATTENTION_CHUNK(1)
+      DEEPCTR_OPS_ATTENTION_CHUNK(2)
+      DEEPCTR_OPS_ATTENTION_CHUNK(3)
+      DEEPCTR_OPS_ATTENTION_CHUNK(4)
+      DEEPCTR_OPS_ATTENTION_CHUNK(5)
+      DEEPCTR_OPS_ATTENTION_CHUNK(6)
+#undef DEEPCTR_OPS_ATTENTION_CHUNK
+      default:
+        break;
+    }
+    j0 += width;
+  }
 }
 
 // exp for float vectors: Cephes-style polynomial, ~1 ulp; inputs clamped to
@@ -238,66 +304,106 @@ __attribute__((always_inline)) inline Simd<double>::V Exp(Simd<double>::V x) {
   return x;
 }
 
-// act(x), in place over `vecs` vectors. NaN propagates as in TF.
+// act(x), in place over `vecs` vectors of each of `rows` rows `stride`
+// elements apart. NaN propagates as in TF.
 #define DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY                                          \
   using V = typename Simd<Acc>::V;                                                    \
-  V* v = reinterpret_cast<V*>(data);                                                  \
   const V one = Splat<Acc>(1);                                                        \
-  switch (act) {                                                                      \
-    case AttentionActivation::kSigmoid:                                               \
-      for (int64_t i = 0; i < vecs; ++i) v[i] = one / (one + Exp(-v[i]));             \
-      break;                                                                          \
-    case AttentionActivation::kTanh: /* 1 - 2 / (exp(2x) + 1): abs error ~1e-7 */     \
-      for (int64_t i = 0; i < vecs; ++i) {                                            \
-        v[i] = one - Splat<Acc>(2) / (Exp(v[i] + v[i]) + one);                        \
-      }                                                                               \
-      break;                                                                          \
-    case AttentionActivation::kRelu:                                                  \
-      for (int64_t i = 0; i < vecs; ++i) v[i] = v[i] < Splat<Acc>(0) ? Splat<Acc>(0) : v[i]; \
-      break;                                                                          \
-    case AttentionActivation::kLinear:                                                \
-      break;                                                                          \
+  for (int64_t row = 0; row < rows; ++row) {                                          \
+    V* v = reinterpret_cast<V*>(data + row * stride);                                 \
+    switch (act) {                                                                    \
+      case AttentionActivation::kSigmoid:                                             \
+        for (int64_t i = 0; i < vecs; ++i) v[i] = one / (one + Exp(-v[i]));           \
+        break;                                                                        \
+      case AttentionActivation::kTanh: /* 1 - 2 / (exp(2x) + 1): abs error ~1e-7 */   \
+        for (int64_t i = 0; i < vecs; ++i) {                                          \
+          v[i] = one - Splat<Acc>(2) / (Exp(v[i] + v[i]) + one);                      \
+        }                                                                             \
+        break;                                                                        \
+      case AttentionActivation::kRelu:                                                \
+        for (int64_t i = 0; i < vecs; ++i) {                                          \
+          v[i] = v[i] < Splat<Acc>(0) ? Splat<Acc>(0) : v[i];                         \
+        }                                                                             \
+        break;                                                                        \
+      case AttentionActivation::kLinear:                                              \
+        break;                                                                        \
+    }                                                                                 \
   }
 
-// grad *= act'(x), computed from the activation's output `out`.
+// grad *= act'(x), computed from the activation's output `out`; rows of
+// `out` are out_stride apart, rows of `grad` grad_stride.
 #define DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY                                   \
   using V = typename Simd<Acc>::V;                                                    \
-  const V* a = reinterpret_cast<const V*>(out);                                       \
-  V* g = reinterpret_cast<V*>(grad);                                                  \
   const V one = Splat<Acc>(1);                                                        \
-  switch (act) {                                                                      \
-    case AttentionActivation::kSigmoid:                                               \
-      for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (a[i] * (one - a[i]));         \
-      break;                                                                          \
-    case AttentionActivation::kTanh:                                                  \
-      for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (one - a[i] * a[i]);           \
-      break;                                                                          \
-    case AttentionActivation::kRelu:                                                  \
-      for (int64_t i = 0; i < vecs; ++i) g[i] = a[i] > Splat<Acc>(0) ? g[i] : Splat<Acc>(0); \
-      break;                                                                          \
-    case AttentionActivation::kLinear:                                                \
-      break;                                                                          \
+  for (int64_t row = 0; row < rows; ++row) {                                          \
+    const V* a = reinterpret_cast<const V*>(out + row * out_stride);                  \
+    V* g = reinterpret_cast<V*>(grad + row * grad_stride);                            \
+    switch (act) {                                                                    \
+      case AttentionActivation::kSigmoid:                                             \
+        for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (a[i] * (one - a[i]));       \
+        break;                                                                        \
+      case AttentionActivation::kTanh:                                                \
+        for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (one - a[i] * a[i]);         \
+        break;                                                                        \
+      case AttentionActivation::kRelu:                                                \
+        for (int64_t i = 0; i < vecs; ++i) {                                          \
+          g[i] = a[i] > Splat<Acc>(0) ? g[i] : Splat<Acc>(0);                         \
+        }                                                                             \
+        break;                                                                        \
+      case AttentionActivation::kLinear:                                              \
+        break;                                                                        \
+    }                                                                                 \
   }
 
-#if DEEPCTR_OPS_ATTENTION_AVX512
+#define DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS \
+  AttentionActivation act, Acc *data, int64_t stride, int64_t rows, int64_t vecs
+#define DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS                                     \
+  AttentionActivation act, const Acc *out, int64_t out_stride, Acc *grad,               \
+      int64_t grad_stride, int64_t rows, int64_t vecs
+
 template <typename Acc>
-__attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void ActivateAvx512(
-    AttentionActivation act, Acc* data, int64_t vecs) {
+inline void ActivateBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+  DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
+}
+
+template <typename Acc>
+inline void ActivationGradBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+}
+
+#if DEEPCTR_OPS_ATTENTION_X86
+template <typename Acc>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void ActivateAvx2(
+    DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+  DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
+}
+
+template <typename Acc>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void ActivationGradAvx2(
+    DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+}
+
+template <typename Acc>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivateAvx512(
+    DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
   if constexpr (std::is_same<Acc, float>::value) {
     if (act == AttentionActivation::kSigmoid) {
       // 1 / (1 + e): a 14-bit reciprocal estimate and one Newton step (~1 ulp)
       // instead of a division, the slowest instruction here.
       using V = Simd<float>::V;
-      V* v = reinterpret_cast<V*>(data);
       const V one = Splat<float>(1), two = Splat<float>(2);
-      for (int64_t i = 0; i < vecs; ++i) {
-        const V d = one + Exp(-v[i]);
-        __m512 dm;
-        std::memcpy(&dm, &d, sizeof(dm));
-        const __m512 rm = _mm512_rcp14_ps(dm);
-        V r;
-        std::memcpy(&r, &rm, sizeof(r));
-        v[i] = r * (two - d * r);
+      for (int64_t row = 0; row < rows; ++row) {
+        V* v = reinterpret_cast<V*>(data + row * stride);
+        for (int64_t i = 0; i < vecs; ++i) {
+          const V d = one + Exp(-v[i]);
+          __m512 dm;
+          std::memcpy(&dm, &d, sizeof(dm));
+          const __m512 rm = _mm512_rcp14_ps(dm);
+          V r;
+          std::memcpy(&r, &rm, sizeof(r));
+          v[i] = r * (two - d * r);
+        }
       }
       return;
     }
@@ -306,29 +412,37 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void ActivateAvx5
 }
 
 template <typename Acc>
-__attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void ActivationGradAvx512(
-    AttentionActivation act, const Acc* out, Acc* grad, int64_t vecs) {
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivationGradAvx512(
+    DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
   DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
 }
 #endif
 
-template <typename Acc>
-inline void Activate(AttentionActivation act, Acc* data, int64_t vecs) {
-#if DEEPCTR_OPS_ATTENTION_AVX512
-  if (CpuHasAvx512()) return ActivateAvx512(act, data, vecs);
+template <typename Acc, Isa kIsa>
+inline void Activate(DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+#if DEEPCTR_OPS_ATTENTION_X86
+  if constexpr (kIsa == Isa::kAvx512) return ActivateAvx512(act, data, stride, rows, vecs);
+  if constexpr (kIsa == Isa::kAvx2Fma) return ActivateAvx2(act, data, stride, rows, vecs);
 #endif
-  DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
+  ActivateBaseline(act, data, stride, rows, vecs);
 }
 
-template <typename Acc>
-inline void ActivationGrad(AttentionActivation act, const Acc* out, Acc* grad, int64_t vecs) {
-#if DEEPCTR_OPS_ATTENTION_AVX512
-  if (CpuHasAvx512()) return ActivationGradAvx512(act, out, grad, vecs);
+template <typename Acc, Isa kIsa>
+inline void ActivationGrad(DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+#if DEEPCTR_OPS_ATTENTION_X86
+  if constexpr (kIsa == Isa::kAvx512) {
+    return ActivationGradAvx512(act, out, out_stride, grad, grad_stride, rows, vecs);
+  }
+  if constexpr (kIsa == Isa::kAvx2Fma) {
+    return ActivationGradAvx2(act, out, out_stride, grad, grad_stride, rows, vecs);
+  }
 #endif
-  DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+  ActivationGradBaseline(act, out, out_stride, grad, grad_stride, rows, vecs);
 }
 #undef DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 #undef DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+#undef DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS
+#undef DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS
 
 }  // namespace
 }  // namespace kernels
