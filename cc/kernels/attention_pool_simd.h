@@ -48,6 +48,13 @@ struct Simd<double> {
   static constexpr int kLanes = 8;
 };
 
+// W: the register vector of kBytes (64: AVX-512; 32: AVX and AVX2, on which
+// GCC would split 64-byte vectors poorly, through the stack), element-aligned.
+// A macro, not a template: GCC drops a vector type's attributes (aligned)
+// when it is a template argument.
+#define DEEPCTR_OPS_ATTENTION_REGISTER(kBytes) \
+  typedef Acc W __attribute__((vector_size(kBytes), aligned(sizeof(Acc))))
+
 // Elements rounded up to whole vectors.
 template <typename Acc>
 inline int64_t Padded(int64_t n) {
@@ -98,28 +105,31 @@ enum class Isa : int { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2 };
 // How a product starts: C += A B, C = A B, or C = (bias row) + A B.
 enum class GemmInit : int { kAdd, kSet, kBias };
 
-// C[r, :] (+)= sum_k A(r, k) * B[k, :] for r < R, over CB vectors of columns.
-// A(r, k) = a[r * a_row + k * a_k]; B and C rows are ldb / ldc vectors apart;
-// `bias`: CB vectors, read with GemmInit::kBias. Each element is summed over k
-// in increasing order whatever the block shape, so the blocking never changes
-// a result. The body is a macro so that it is compiled once per instruction
-// set (64-byte vectors are single registers with AVX-512, pairs with AVX2).
+// C[r, :] (+)= sum_k A(r, k) * B[k, :] for r < R, over CB register vectors W
+// of columns. A(r, k) = a[r * a_row + k * a_k]; B and C rows are ldb / ldc
+// W apart; `bias`: CB W, read with GemmInit::kBias. Each element is summed
+// over k in increasing order whatever the block shape, so the blocking never
+// changes a result. The body is a macro so that it is compiled once per
+// instruction set (W: 64 bytes with AVX-512, 32 with AVX2 and AVX).
 #define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY                             \
-  using V = typename Simd<Acc>::V;                                           \
-  V acc[R][CB];                                                              \
+  DEEPCTR_OPS_ATTENTION_REGISTER(kBytes);                                    \
+  const W* b = reinterpret_cast<const W*>(b_in);                             \
+  W* c = reinterpret_cast<W*>(c_in);                                         \
+  const W* bias = reinterpret_cast<const W*>(bias_in);                       \
+  W acc[R][CB];                                                              \
   for (int r = 0; r < R; ++r) {                                              \
     for (int j = 0; j < CB; ++j) {                                           \
       acc[r][j] = init == GemmInit::kAdd    ? c[r * ldc + j]                 \
                   : init == GemmInit::kBias ? bias[j]                        \
-                                            : V{};                           \
+                                            : W{};                           \
     }                                                                        \
   }                                                                          \
   for (int64_t k = 0; k < depth; ++k) {                                      \
-    const V* brow = b + k * ldb;                                             \
-    V bv[CB];                                                                \
+    const W* brow = b + k * ldb;                                             \
+    W bv[CB];                                                                \
     for (int j = 0; j < CB; ++j) bv[j] = brow[j];                            \
     for (int r = 0; r < R; ++r) {                                            \
-      V s = {};                                                              \
+      W s = {};                                                              \
       s += a[r * a_row + k * a_k];                                           \
       for (int j = 0; j < CB; ++j) acc[r][j] += s * bv[j];                   \
     }                                                                        \
@@ -128,29 +138,35 @@ enum class GemmInit : int { kAdd, kSet, kBias };
     for (int j = 0; j < CB; ++j) c[r * ldc + j] = acc[r][j];                 \
   }
 
-#define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS                                             \
-  int64_t depth, const Acc *a, int64_t a_row, int64_t a_k, const typename Simd<Acc>::V *b, \
-      int64_t ldb, typename Simd<Acc>::V *c, int64_t ldc, GemmInit init,                    \
-      const typename Simd<Acc>::V *bias
+#define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS                                       \
+  int64_t depth, const Acc *a, int64_t a_row, int64_t a_k, const Acc *b_in, int64_t ldb, \
+      Acc *c_in, int64_t ldc, GemmInit init, const Acc *bias_in
 
-template <typename Acc, int R, int CB>
-inline void MicroKernel(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+template <typename Acc, int kBytes, int R, int CB>
+inline void MicroKernel(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 
 #if DEEPCTR_OPS_ATTENTION_X86
-template <typename Acc, int R, int CB>
+template <typename Acc, int kBytes, int R, int CB>
 DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void MicroKernelAvx2(
-    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 
-template <typename Acc, int R, int CB>
+template <typename Acc, int kBytes, int R, int CB>
 DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void MicroKernelAvx512(
-    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 #endif
+#undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS
+
+// Arguments in 64-byte vectors (Simd<Acc>::V), as the callers keep them.
+#define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS                                             \
+  int64_t depth, const Acc *a, int64_t a_row, int64_t a_k, const typename Simd<Acc>::V *b, \
+      int64_t ldb, typename Simd<Acc>::V *c, int64_t ldc, GemmInit init,                    \
+      const typename Simd<Acc>::V *bias
 #undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 
 // Register blocks per instruction set: at most kMaxCols vectors of columns,
@@ -181,17 +197,22 @@ struct Blocking<Isa::kBaseline> {
 
 template <typename Acc, Isa kIsa, int R, int CB>
 inline void Block(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  const Acc* bs = reinterpret_cast<const Acc*>(b);
+  Acc* cs = reinterpret_cast<Acc*>(c);
+  const Acc* biass = reinterpret_cast<const Acc*>(bias);
 #if DEEPCTR_OPS_ATTENTION_X86
   if constexpr (kIsa == Isa::kAvx512) {
-    MicroKernelAvx512<Acc, R, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    MicroKernelAvx512<Acc, 64, R, CB>(depth, a, a_row, a_k, bs, ldb, cs, ldc, init, biass);
     return;
   }
+  // Each 64-byte vector as two 32-byte registers.
   if constexpr (kIsa == Isa::kAvx2Fma) {
-    MicroKernelAvx2<Acc, R, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    MicroKernelAvx2<Acc, 32, R, 2 * CB>(depth, a, a_row, a_k, bs, 2 * ldb, cs, 2 * ldc, init,
+                                        biass);
     return;
   }
 #endif
-  MicroKernel<Acc, R, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+  MicroKernel<Acc, 32, R, 2 * CB>(depth, a, a_row, a_k, bs, 2 * ldb, cs, 2 * ldc, init, biass);
 }
 
 // The last `rows` (< R) rows of a column chunk, as one block of that height.
@@ -264,66 +285,67 @@ inline void Gemm(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64
   }
 }
 
-// exp for float vectors: Cephes-style polynomial, ~1 ulp; inputs clamped to
-// the finite range; NaN stays NaN.
-__attribute__((always_inline)) inline Simd<float>::V Exp(Simd<float>::V x) {
-  using V = Simd<float>::V;
-  using VI = Simd<float>::VI;
-  const V nan_mask_src = x;
-  x = x < -87.33654f ? Splat<float>(-87.33654f) : x;
-  x = x > 88.3762626647949f ? Splat<float>(88.3762626647949f) : x;
-  // n = round(x / ln2) via the 1.5 * 2^23 trick (|x / ln2| < 2^22).
-  const V shifter = Splat<float>(12582912.0f);
-  const V n = (x * 1.44269504088896341f + shifter) - shifter;
-  V r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  V p = Splat<float>(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V y = p * r * r + r + 1.0f;
-  // 2^n in two halves, so that n = 128 (x near the top) does not overflow.
-  const VI ni = __builtin_convertvector(n, VI);
-  const VI half = ni >> 1;
-  const VI bits1 = (half + 127) << 23;
-  const VI bits2 = (ni - half + 127) << 23;
-  V s1, s2;
-  std::memcpy(&s1, &bits1, sizeof(s1));
-  std::memcpy(&s2, &bits2, sizeof(s2));
-  const V out = y * s1 * s2;
-  return nan_mask_src != nan_mask_src ? nan_mask_src : out;
-}
-
-__attribute__((always_inline)) inline Simd<double>::V Exp(Simd<double>::V x) {
-  double lanes[8];
-  std::memcpy(lanes, &x, sizeof(x));
-  for (double& v : lanes) v = std::exp(v);
-  std::memcpy(&x, lanes, sizeof(x));
-  return x;
+// exp, lane by lane, of a float or double vector W (any width). float:
+// Cephes-style polynomial, ~1 ulp; inputs clamped to the finite range; NaN
+// stays NaN. double: std::exp.
+template <typename Acc, typename W>
+__attribute__((always_inline)) inline W Exp(W x) {
+  if constexpr (std::is_same<Acc, float>::value) {
+    typedef int32_t WI __attribute__((vector_size(sizeof(W)), aligned(4)));
+    const W zero = {};
+    const W nan_mask_src = x;
+    x = x < -87.33654f ? zero - 87.33654f : x;
+    x = x > 88.3762626647949f ? zero + 88.3762626647949f : x;
+    // n = round(x / ln2) via the 1.5 * 2^23 trick (|x / ln2| < 2^22).
+    const W shifter = zero + 12582912.0f;
+    const W n = (x * 1.44269504088896341f + shifter) - shifter;
+    W r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    W p = zero + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const W y = p * r * r + r + 1.0f;
+    // 2^n in two halves, so that n = 128 (x near the top) does not overflow.
+    const WI ni = __builtin_convertvector(n, WI);
+    const WI half = ni >> 1;
+    const WI bits1 = (half + 127) << 23;
+    const WI bits2 = (ni - half + 127) << 23;
+    W s1, s2;
+    std::memcpy(&s1, &bits1, sizeof(s1));
+    std::memcpy(&s2, &bits2, sizeof(s2));
+    const W out = y * s1 * s2;
+    return nan_mask_src != nan_mask_src ? nan_mask_src : out;
+  } else {
+    double lanes[sizeof(W) / sizeof(double)];
+    std::memcpy(lanes, &x, sizeof(x));
+    for (double& v : lanes) v = std::exp(v);
+    std::memcpy(&x, lanes, sizeof(x));
+    return x;
+  }
 }
 
 // act(x), in place over `vecs` vectors of each of `rows` rows `stride`
 // elements apart. NaN propagates as in TF.
 #define DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY                                          \
-  using V = typename Simd<Acc>::V;                                                    \
-  const V one = Splat<Acc>(1);                                                        \
+  const W zero = {};                                                                  \
+  const W one = zero + Acc(1);                                                        \
+  const int64_t ws = vecs * static_cast<int64_t>(sizeof(typename Simd<Acc>::V) / sizeof(W)); \
   for (int64_t row = 0; row < rows; ++row) {                                          \
-    V* v = reinterpret_cast<V*>(data + row * stride);                                 \
+    W* v = reinterpret_cast<W*>(data + row * stride);                                 \
     switch (act) {                                                                    \
       case AttentionActivation::kSigmoid:                                             \
-        for (int64_t i = 0; i < vecs; ++i) v[i] = one / (one + Exp(-v[i]));           \
+        for (int64_t i = 0; i < ws; ++i) v[i] = one / (one + Exp<Acc>(-v[i]));        \
         break;                                                                        \
       case AttentionActivation::kTanh: /* 1 - 2 / (exp(2x) + 1): abs error ~1e-7 */   \
-        for (int64_t i = 0; i < vecs; ++i) {                                          \
-          v[i] = one - Splat<Acc>(2) / (Exp(v[i] + v[i]) + one);                      \
+        for (int64_t i = 0; i < ws; ++i) {                                            \
+          v[i] = one - (one + one) / (Exp<Acc>(v[i] + v[i]) + one);                   \
         }                                                                             \
         break;                                                                        \
       case AttentionActivation::kRelu:                                                \
-        for (int64_t i = 0; i < vecs; ++i) {                                          \
-          v[i] = v[i] < Splat<Acc>(0) ? Splat<Acc>(0) : v[i];                         \
-        }                                                                             \
+        for (int64_t i = 0; i < ws; ++i) v[i] = v[i] < zero ? zero : v[i];            \
         break;                                                                        \
       case AttentionActivation::kLinear:                                              \
         break;                                                                        \
@@ -333,22 +355,21 @@ __attribute__((always_inline)) inline Simd<double>::V Exp(Simd<double>::V x) {
 // grad *= act'(x), computed from the activation's output `out`; rows of
 // `out` are out_stride apart, rows of `grad` grad_stride.
 #define DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY                                   \
-  using V = typename Simd<Acc>::V;                                                    \
-  const V one = Splat<Acc>(1);                                                        \
+  const W zero = {};                                                                  \
+  const W one = zero + Acc(1);                                                        \
+  const int64_t ws = vecs * static_cast<int64_t>(sizeof(typename Simd<Acc>::V) / sizeof(W)); \
   for (int64_t row = 0; row < rows; ++row) {                                          \
-    const V* a = reinterpret_cast<const V*>(out + row * out_stride);                  \
-    V* g = reinterpret_cast<V*>(grad + row * grad_stride);                            \
+    const W* a = reinterpret_cast<const W*>(out + row * out_stride);                  \
+    W* g = reinterpret_cast<W*>(grad + row * grad_stride);                            \
     switch (act) {                                                                    \
       case AttentionActivation::kSigmoid:                                             \
-        for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (a[i] * (one - a[i]));       \
+        for (int64_t i = 0; i < ws; ++i) g[i] = g[i] * (a[i] * (one - a[i]));         \
         break;                                                                        \
       case AttentionActivation::kTanh:                                                \
-        for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (one - a[i] * a[i]);         \
+        for (int64_t i = 0; i < ws; ++i) g[i] = g[i] * (one - a[i] * a[i]);           \
         break;                                                                        \
       case AttentionActivation::kRelu:                                                \
-        for (int64_t i = 0; i < vecs; ++i) {                                          \
-          g[i] = a[i] > Splat<Acc>(0) ? g[i] : Splat<Acc>(0);                         \
-        }                                                                             \
+        for (int64_t i = 0; i < ws; ++i) g[i] = a[i] > zero ? g[i] : zero;            \
         break;                                                                        \
       case AttentionActivation::kLinear:                                              \
         break;                                                                        \
@@ -363,11 +384,13 @@ __attribute__((always_inline)) inline Simd<double>::V Exp(Simd<double>::V x) {
 
 template <typename Acc>
 inline void ActivateBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
   DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 }
 
 template <typename Acc>
 inline void ActivationGradBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
   DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
 }
 
@@ -375,12 +398,14 @@ inline void ActivationGradBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
 template <typename Acc>
 DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void ActivateAvx2(
     DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
   DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 }
 
 template <typename Acc>
 DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void ActivationGradAvx2(
     DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
   DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
 }
 
@@ -396,7 +421,7 @@ DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivateAvx51
       for (int64_t row = 0; row < rows; ++row) {
         V* v = reinterpret_cast<V*>(data + row * stride);
         for (int64_t i = 0; i < vecs; ++i) {
-          const V d = one + Exp(-v[i]);
+          const V d = one + Exp<float>(-v[i]);
           __m512 dm;
           std::memcpy(&dm, &d, sizeof(dm));
           const __m512 rm = _mm512_rcp14_ps(dm);
@@ -408,12 +433,14 @@ DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivateAvx51
       return;
     }
   }
+  DEEPCTR_OPS_ATTENTION_REGISTER(64);
   DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 }
 
 template <typename Acc>
 DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivationGradAvx512(
     DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(64);
   DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
 }
 #endif
