@@ -39,7 +39,9 @@ DCTR_ALWAYS_INLINE void ForwardShards(const AttentionPoolSpec& spec, const PoolR
   const int64_t row_slots = rows.max_time * pw.slot;
   for (int64_t s = begin; s < end; ++s) {
     RowWorker<T, Index, kIsa> worker(spec, rows, pw, query, keys);
-    for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
+    const int64_t last = rows.batch * (s + 1) / shards - 1;
+    for (int64_t b = rows.batch * s / shards; b <= last; ++b) {
+      if (b < last) worker.Prefetch(b + 1, nullptr);  // Its keys.
       worker.Forward(b, output + b * width,
                      activations != nullptr ? activations + b * row_slots : nullptr);
     }
@@ -57,7 +59,12 @@ DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
   const int64_t row_slots = rows.max_time * pw.slot;
   for (int64_t s = begin; s < end; ++s) {
     RowWorker<T, Index, kIsa> worker(spec, rows, pw, query, keys);
-    for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
+    const int64_t last = rows.batch * (s + 1) / shards - 1;
+    for (int64_t b = rows.batch * s / shards; b <= last; ++b) {
+      if (b < last) {
+        worker.Prefetch(b + 1,
+                        activations != nullptr ? activations + (b + 1) * row_slots : nullptr);
+      }
       worker.Backward(b, grad_output + b * width, grad_query + b * spec.depth,
                       grad_keys + b * rows.max_time * spec.depth, &(*accs)[s],
                       activations != nullptr ? activations + b * row_slots : nullptr);

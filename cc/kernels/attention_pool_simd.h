@@ -117,11 +117,17 @@ enum class GemmInit : int { kAdd, kSet, kBias };
   W* c = reinterpret_cast<W*>(c_in);                                         \
   const W* bias = reinterpret_cast<const W*>(bias_in);                       \
   W acc[R][CB];                                                              \
-  for (int r = 0; r < R; ++r) {                                              \
-    for (int j = 0; j < CB; ++j) {                                           \
-      acc[r][j] = init == GemmInit::kAdd    ? c[r * ldc + j]                 \
-                  : init == GemmInit::kBias ? bias[j]                        \
-                                            : W{};                           \
+  if (init == GemmInit::kAdd) {                                              \
+    for (int r = 0; r < R; ++r) {                                            \
+      for (int j = 0; j < CB; ++j) acc[r][j] = c[r * ldc + j];               \
+    }                                                                        \
+  } else if (init == GemmInit::kBias) {                                      \
+    for (int r = 0; r < R; ++r) {                                            \
+      for (int j = 0; j < CB; ++j) acc[r][j] = bias[j];                      \
+    }                                                                        \
+  } else {                                                                   \
+    for (int r = 0; r < R; ++r) {                                            \
+      for (int j = 0; j < CB; ++j) acc[r][j] = W{};                          \
     }                                                                        \
   }                                                                          \
   for (int64_t k = 0; k < depth; ++k) {                                      \
@@ -129,8 +135,9 @@ enum class GemmInit : int { kAdd, kSet, kBias };
     W bv[CB];                                                                \
     for (int j = 0; j < CB; ++j) bv[j] = brow[j];                            \
     for (int r = 0; r < R; ++r) {                                            \
-      W s = {};                                                              \
-      s += a[r * a_row + k * a_k];                                           \
+      /* x - 0 is x for every x (x + 0 is not, for -0), so this folds to */  \
+      /* a broadcast load. */                                                \
+      const W s = a[r * a_row + k * a_k] - W{};                              \
       for (int j = 0; j < CB; ++j) acc[r][j] += s * bv[j];                   \
     }                                                                        \
   }                                                                          \
