@@ -6,9 +6,11 @@
 // atomics, no false sharing). Per batch row the valid keys form an [n, E]
 // block (in place, or copied and padded), and every layer is a small
 // register-blocked matrix product over those n steps only
-// (attention_pool_row.h, attention_pool_simd.h). The shard loops exist twice:
-// for the baseline ISA (AVX) and for AVX-512 with FMA, chosen at run time.
+// (attention_pool_row.h, attention_pool_simd.h). The shard loops exist three
+// times: for the baseline ISA (AVX), AVX2 with FMA and AVX-512 with FMA, the
+// best the CPU has chosen at run time.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,8 +29,8 @@ namespace {
 constexpr int64_t kShards = 16;
 
 // The rows of shards [begin, end); every per-row helper is inlined here, so
-// the AVX-512 copy below compiles all of it for AVX-512 and FMA.
-template <typename T, typename Index>
+// each instruction set's copy below compiles all of it for that set.
+template <typename T, typename Index, Isa kIsa>
 DCTR_ALWAYS_INLINE void ForwardShards(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                       const PackedWeights<T>& pw, const T* query, const T* keys,
                                       T* output, T* activations, int64_t shards, int64_t begin,
@@ -36,15 +38,17 @@ DCTR_ALWAYS_INLINE void ForwardShards(const AttentionPoolSpec& spec, const PoolR
   const int64_t width = AttentionPoolOutputWidth(spec, rows);
   const int64_t row_slots = rows.max_time * pw.slot;
   for (int64_t s = begin; s < end; ++s) {
-    RowWorker<T, Index> worker(spec, rows, pw, query, keys);
-    for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
+    RowWorker<T, Index, kIsa> worker(spec, rows, pw, query, keys);
+    const int64_t last = rows.batch * (s + 1) / shards - 1;
+    for (int64_t b = rows.batch * s / shards; b <= last; ++b) {
+      if (b < last) worker.Prefetch(b + 1, nullptr);  // Its keys.
       worker.Forward(b, output + b * width,
                      activations != nullptr ? activations + b * row_slots : nullptr);
     }
   }
 }
 
-template <typename T, typename Index>
+template <typename T, typename Index, Isa kIsa>
 DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
                                        const PoolRows<Index>& rows, const PackedWeights<T>& pw,
                                        const T* query, const T* keys, const T* activations,
@@ -54,8 +58,13 @@ DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
   const int64_t width = AttentionPoolOutputWidth(spec, rows);
   const int64_t row_slots = rows.max_time * pw.slot;
   for (int64_t s = begin; s < end; ++s) {
-    RowWorker<T, Index> worker(spec, rows, pw, query, keys);
-    for (int64_t b = rows.batch * s / shards; b < rows.batch * (s + 1) / shards; ++b) {
+    RowWorker<T, Index, kIsa> worker(spec, rows, pw, query, keys);
+    const int64_t last = rows.batch * (s + 1) / shards - 1;
+    for (int64_t b = rows.batch * s / shards; b <= last; ++b) {
+      if (b < last) {
+        worker.Prefetch(b + 1,
+                        activations != nullptr ? activations + (b + 1) * row_slots : nullptr);
+      }
       worker.Backward(b, grad_output + b * width, grad_query + b * spec.depth,
                       grad_keys + b * rows.max_time * spec.depth, &(*accs)[s],
                       activations != nullptr ? activations + b * row_slots : nullptr);
@@ -63,42 +72,81 @@ DCTR_ALWAYS_INLINE void BackwardShards(const AttentionPoolSpec& spec,
   }
 }
 
+#define DEEPCTR_OPS_ATTENTION_FORWARD_ARGS                                                  \
+  const AttentionPoolSpec &spec, const PoolRows<Index> &rows, const PackedWeights<T> &pw,   \
+      const T *query, const T *keys, T *output, T *activations, int64_t shards, int64_t begin, \
+      int64_t end
+#define DEEPCTR_OPS_ATTENTION_BACKWARD_ARGS                                                 \
+  const AttentionPoolSpec &spec, const PoolRows<Index> &rows, const PackedWeights<T> &pw,   \
+      const T *query, const T *keys, const T *activations, const T *grad_output,            \
+      T *grad_query, T *grad_keys, std::vector<GradAccumulators<T>> *accs, int64_t shards,  \
+      int64_t begin, int64_t end
+#define DEEPCTR_OPS_ATTENTION_FORWARD_CALL(ISA)                                             \
+  ForwardShards<T, Index, ISA>(spec, rows, pw, query, keys, output, activations, shards,    \
+                               begin, end)
+#define DEEPCTR_OPS_ATTENTION_BACKWARD_CALL(ISA)                                            \
+  BackwardShards<T, Index, ISA>(spec, rows, pw, query, keys, activations, grad_output,      \
+                                grad_query, grad_keys, accs, shards, begin, end)
+
 template <typename T, typename Index>
-void ForwardShardsBaseline(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
-                           const PackedWeights<T>& pw, const T* query, const T* keys, T* output,
-                           T* activations, int64_t shards, int64_t begin, int64_t end) {
-  ForwardShards(spec, rows, pw, query, keys, output, activations, shards, begin, end);
+void ForwardShardsBaseline(DEEPCTR_OPS_ATTENTION_FORWARD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_FORWARD_CALL(Isa::kBaseline);
 }
 
 template <typename T, typename Index>
-void BackwardShardsBaseline(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
-                            const PackedWeights<T>& pw, const T* query, const T* keys,
-                            const T* activations, const T* grad_output, T* grad_query,
-                            T* grad_keys, std::vector<GradAccumulators<T>>* accs, int64_t shards,
-                            int64_t begin, int64_t end) {
-  BackwardShards(spec, rows, pw, query, keys, activations, grad_output, grad_query, grad_keys,
-                 accs, shards, begin, end);
+void BackwardShardsBaseline(DEEPCTR_OPS_ATTENTION_BACKWARD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_BACKWARD_CALL(Isa::kBaseline);
 }
 
-#if DEEPCTR_OPS_ATTENTION_AVX512
+#if DEEPCTR_OPS_ATTENTION_X86
 template <typename T, typename Index>
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) void ForwardShardsAvx512(
-    const AttentionPoolSpec& spec, const PoolRows<Index>& rows, const PackedWeights<T>& pw,
-    const T* query, const T* keys, T* output, T* activations, int64_t shards, int64_t begin,
-    int64_t end) {
-  ForwardShards(spec, rows, pw, query, keys, output, activations, shards, begin, end);
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 void ForwardShardsAvx2(DEEPCTR_OPS_ATTENTION_FORWARD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_FORWARD_CALL(Isa::kAvx2Fma);
 }
 
 template <typename T, typename Index>
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) void BackwardShardsAvx512(
-    const AttentionPoolSpec& spec, const PoolRows<Index>& rows, const PackedWeights<T>& pw,
-    const T* query, const T* keys, const T* activations, const T* grad_output, T* grad_query,
-    T* grad_keys, std::vector<GradAccumulators<T>>* accs, int64_t shards, int64_t begin,
-    int64_t end) {
-  BackwardShards(spec, rows, pw, query, keys, activations, grad_output, grad_query, grad_keys,
-                 accs, shards, begin, end);
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 void BackwardShardsAvx2(DEEPCTR_OPS_ATTENTION_BACKWARD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_BACKWARD_CALL(Isa::kAvx2Fma);
+}
+
+template <typename T, typename Index>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 void ForwardShardsAvx512(
+    DEEPCTR_OPS_ATTENTION_FORWARD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_FORWARD_CALL(Isa::kAvx512);
+}
+
+template <typename T, typename Index>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 void BackwardShardsAvx512(
+    DEEPCTR_OPS_ATTENTION_BACKWARD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_BACKWARD_CALL(Isa::kAvx512);
 }
 #endif
+#undef DEEPCTR_OPS_ATTENTION_FORWARD_ARGS
+#undef DEEPCTR_OPS_ATTENTION_BACKWARD_ARGS
+#undef DEEPCTR_OPS_ATTENTION_FORWARD_CALL
+#undef DEEPCTR_OPS_ATTENTION_BACKWARD_CALL
+
+// The best instruction set this CPU runs.
+Isa SupportedIsa() {
+#if DEEPCTR_OPS_ATTENTION_X86
+  static const Isa isa = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+                             ? Isa::kBaseline
+                         : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+                             ? Isa::kAvx512
+                             : Isa::kAvx2Fma;
+  return isa;
+#else
+  return Isa::kBaseline;
+#endif
+}
+
+// -1: SupportedIsa(); else an Isa forced by SetAttentionPoolCpuIsa.
+std::atomic<int> forced_isa{-1};
+
+Isa BestIsa() {
+  const int forced = forced_isa.load(std::memory_order_relaxed);
+  return forced < 0 ? SupportedIsa() : static_cast<Isa>(forced);
+}
 
 template <typename Index>
 int64_t RowCost(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
@@ -125,6 +173,26 @@ Status ParseAttentionActivation(const std::string& name, AttentionActivation* ac
   return Status::Ok();
 }
 
+bool SetAttentionPoolCpuIsa(const std::string& name) {
+  Isa isa;
+  if (name == "auto") {
+    forced_isa.store(-1);
+    return true;
+  }
+  if (name == "baseline") {
+    isa = Isa::kBaseline;
+  } else if (name == "avx2") {
+    isa = Isa::kAvx2Fma;
+  } else if (name == "avx512") {
+    isa = Isa::kAvx512;
+  } else {
+    return false;
+  }
+  if (static_cast<int>(isa) > static_cast<int>(SupportedIsa())) return false;
+  forced_isa.store(static_cast<int>(isa));
+  return true;
+}
+
 template <typename T, typename Index>
 Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
                                const T* query, const T* keys, const AttentionWeights<T>& weights,
@@ -139,10 +207,15 @@ Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Ind
   const PackedWeights<T> pw = Pack(spec, weights);
   const int64_t shards = std::min(rows.batch, kShards);
   const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
+  const Isa isa = BestIsa();
   parallel_for(shards, rows_per_shard * RowCost(spec, rows), [&](int64_t begin, int64_t end) {
-#if DEEPCTR_OPS_ATTENTION_AVX512
-    if (CpuHasAvx512()) {
+#if DEEPCTR_OPS_ATTENTION_X86
+    if (isa == Isa::kAvx512) {
       ForwardShardsAvx512(spec, rows, pw, query, keys, output, activations, shards, begin, end);
+      return;
+    }
+    if (isa == Isa::kAvx2Fma) {
+      ForwardShardsAvx2(spec, rows, pw, query, keys, output, activations, shards, begin, end);
       return;
     }
 #endif
@@ -165,12 +238,18 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
   std::vector<GradAccumulators<T>> accs(shards, GradAccumulators<T>(pw));
   const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
   if (rows.batch > 0) {
+    const Isa isa = BestIsa();
     parallel_for(shards, rows_per_shard * 3 * RowCost(spec, rows),
                  [&](int64_t begin, int64_t end) {
-#if DEEPCTR_OPS_ATTENTION_AVX512
-      if (CpuHasAvx512()) {
+#if DEEPCTR_OPS_ATTENTION_X86
+      if (isa == Isa::kAvx512) {
         BackwardShardsAvx512(spec, rows, pw, query, keys, activations, grad_output, grad_query,
                              grad_keys, &accs, shards, begin, end);
+        return;
+      }
+      if (isa == Isa::kAvx2Fma) {
+        BackwardShardsAvx2(spec, rows, pw, query, keys, activations, grad_output, grad_query,
+                           grad_keys, &accs, shards, begin, end);
         return;
       }
 #endif

@@ -143,6 +143,11 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
                                 T* grad_keys, const AttentionWeightGrads<T>& weight_grads,
                                 const ParallelFor& parallel_for);
 
+// Tests only: which CPU build the two functions above use: "auto" (the best
+// the CPU supports, the default), "baseline" (AVX), "avx2" (AVX2+FMA) or
+// "avx512". False (and no change) for an unknown name or one the CPU lacks.
+bool SetAttentionPoolCpuIsa(const std::string& name);
+
 // CUDA, asynchronous on `stream`; device pointers (the weight pointer arrays
 // themselves are host structs passed by value). T is float or double.
 // `workspace` is device memory of AttentionPoolGpuWorkspaceBytes bytes.

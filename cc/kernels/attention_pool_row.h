@@ -1,8 +1,8 @@
 // CPU attention pooling, one batch row at a time: gather the valid steps,
 // fold the first layer, run the MLP over the valid steps only, pool, and the
 // backward of all of it. Every method is always inlined into the shard loops
-// of attention_pool.cc, which exist once for the baseline ISA and once for
-// AVX-512 (internal linkage, as attention_pool_simd.h explains).
+// of attention_pool.cc, which exist once per instruction set (RowWorker's
+// kIsa; internal linkage, as attention_pool_simd.h explains).
 #ifndef DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_ROW_H_
 #define DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_ROW_H_
 
@@ -32,6 +32,43 @@ DCTR_ALWAYS_INLINE Acc Dot(const Acc* x, const Acc* y, int64_t padded) {
   return HorizontalSum<Acc>(sum);
 }
 
+// out[s] = dot(x + s * x_stride, y) (+ add) for s < n, `padded` elements
+// each: Dot's sums, four rows at a time so that their dependency chains
+// overlap.
+template <typename Acc, bool kHasAdd>
+DCTR_ALWAYS_INLINE void RowDots(int64_t n, const Acc* x, int64_t x_stride, const Acc* y,
+                                int64_t padded, Acc add, Acc* out) {
+  using V = typename Simd<Acc>::V;
+  const V* yv = reinterpret_cast<const V*>(y);
+  const int64_t vecs = padded / Simd<Acc>::kLanes;
+  int64_t s = 0;
+  for (; s + 4 <= n; s += 4) {
+    const V* x0 = reinterpret_cast<const V*>(x + s * x_stride);
+    const V* x1 = reinterpret_cast<const V*>(x + (s + 1) * x_stride);
+    const V* x2 = reinterpret_cast<const V*>(x + (s + 2) * x_stride);
+    const V* x3 = reinterpret_cast<const V*>(x + (s + 3) * x_stride);
+    V s0 = {}, s1 = {}, s2 = {}, s3 = {};
+    for (int64_t i = 0; i < vecs; ++i) {
+      const V yi = yv[i];
+      s0 += x0[i] * yi;
+      s1 += x1[i] * yi;
+      s2 += x2[i] * yi;
+      s3 += x3[i] * yi;
+    }
+    out[s] = HorizontalSum<Acc>(s0);
+    out[s + 1] = HorizontalSum<Acc>(s1);
+    out[s + 2] = HorizontalSum<Acc>(s2);
+    out[s + 3] = HorizontalSum<Acc>(s3);
+    if (kHasAdd) {
+      for (int u = 0; u < 4; ++u) out[s + u] += add;
+    }
+  }
+  for (; s < n; ++s) {
+    out[s] = Dot(x + s * x_stride, y, padded);
+    if (kHasAdd) out[s] += add;
+  }
+}
+
 // y[0:padded] += s * x[0:padded].
 template <typename Acc>
 DCTR_ALWAYS_INLINE void Axpy(Acc s, const Acc* x, Acc* y, int64_t padded) {
@@ -43,7 +80,7 @@ DCTR_ALWAYS_INLINE void Axpy(Acc s, const Acc* x, Acc* y, int64_t padded) {
 }
 
 // One shard's scratch and the per-row forward/backward.
-template <typename Acc, typename Index>
+template <typename Acc, typename Index, Isa kIsa>
 class RowWorker {
  public:
   RowWorker(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
@@ -67,6 +104,23 @@ class RowWorker {
   DCTR_ALWAYS_INLINE void Forward(int64_t b, Acc* out, Acc* activations) {
     Score(b, activations);
     Pool(b, out);
+  }
+
+  // Asks for row b's valid keys and, if given, its saved activations in L2:
+  // the rows are far apart and short, too short for the hardware prefetchers
+  // to catch on before the row's first products need them.
+  DCTR_ALWAYS_INLINE void Prefetch(int64_t b, const Acc* activations) const {
+    const RowPlan plan = PlanRow(rows_, b);
+    if (activations != nullptr) {
+      const char* a = reinterpret_cast<const char*>(activations);
+      const int64_t bytes = plan.valid_count * pw_.slot * static_cast<int64_t>(sizeof(Acc));
+      for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(a + i, 0, 2);
+    }
+    if (plan.mask == nullptr) {
+      const char* k = reinterpret_cast<const char*>(Key(b, 0));
+      const int64_t bytes = plan.valid_end * pw_.depth * static_cast<int64_t>(sizeof(Acc));
+      for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(k + i, 0, 2);
+    }
   }
 
   // Backward of batch row b: writes grad_query[b], grad_keys[b] and adds to
@@ -109,8 +163,8 @@ class RowWorker {
   std::vector<Acc> weight_, dscore_, da_[2], dkv_, mt_, dm_, dc_, grad_pad_;
 };
 
-template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Gather(int64_t b) {
+template <typename Acc, typename Index, Isa kIsa>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index, kIsa>::Gather(int64_t b) {
   const RowPlan plan = PlanRow(rows_, b);
   n_ = 0;
   for (int64_t t = 0; t < plan.extent; ++t) {
@@ -132,8 +186,8 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Gather(int64_t b) {
   keys_block_ = kv_.data();
 }
 
-template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Restore(int64_t b, const Acc* activations) {
+template <typename Acc, typename Index, Isa kIsa>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index, kIsa>::Restore(int64_t b, const Acc* activations) {
   Gather(b);
   acts_ = const_cast<Acc*>(activations);  // Only read on this path.
   const int64_t stride = pw_.slot;
@@ -141,15 +195,12 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Restore(int64_t b, const Acc* act
     for (int64_t s = 0; s < n_; ++s) score_[s] = acts_[s * stride];
     return;
   }
-  const int64_t lastp = pw_.width_pad[pw_.hidden - 1];
-  const Acc* last = acts_ + pw_.offset[pw_.hidden - 1];
-  for (int64_t s = 0; s < n_; ++s) {
-    score_[s] = Dot(last + s * stride, pw_.wf.data(), lastp) + pw_.bf;
-  }
+  RowDots<Acc, true>(n_, acts_ + pw_.offset[pw_.hidden - 1], stride, pw_.wf.data(),
+                     pw_.width_pad[pw_.hidden - 1], pw_.bf, score_.data());
 }
 
-template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b, Acc* activations) {
+template <typename Acc, typename Index, Isa kIsa>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index, kIsa>::Score(int64_t b, Acc* activations) {
   Gather(b);
   acts_ = activations != nullptr ? activations : own_acts_.data();
   if (n_ == 0) return;
@@ -164,39 +215,34 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Score(int64_t b, Acc* activations
     for (int64_t j = 0; j < w0; ++j) mr[j] = ar[j];
     Axpy(q_[r], pw_.p0.data() + r * w0, mr, w0);
   }
-  for (int64_t j = 0; j < w0; ++j) c_[j] = pw_.b0[j];
-  Gemm<Acc>(1, e, q_.data(), 0, 1, pw_.q0.data(), w0 / lanes, c_.data(), 0, w0 / lanes);
+  Gemm<Acc, kIsa>(1, e, q_.data(), 0, 1, pw_.q0.data(), w0 / lanes, c_.data(), 0, w0 / lanes,
+                  GemmInit::kBias, pw_.b0.data());
   // Layer 0 over the valid keys.
   Acc* z = acts_ + pw_.offset[0];
-  for (int64_t s = 0; s < n_; ++s) std::copy(c_.begin(), c_.end(), z + s * stride);
-  Gemm<Acc>(n_, e, keys_block_, ep, 1, m_.data(), w0 / lanes, z, stride / lanes, w0 / lanes);
+  Gemm<Acc, kIsa>(n_, e, keys_block_, ep, 1, m_.data(), w0 / lanes, z, stride / lanes,
+                  w0 / lanes, GemmInit::kBias, c_.data());
   if (pw_.hidden == 0) {
     for (int64_t s = 0; s < n_; ++s) score_[s] = z[s * stride];
     return;
   }
-  for (int64_t s = 0; s < n_; ++s) Activate(spec_.activation, z + s * stride, w0 / lanes);
+  Activate<Acc, kIsa>(spec_.activation, z, stride, n_, w0 / lanes);
   for (int i = 1; i < pw_.hidden; ++i) {
     const int64_t outp = pw_.width_pad[i];
     Acc* y = acts_ + pw_.offset[i];
-    for (int64_t s = 0; s < n_; ++s) {
-      std::copy(pw_.b[i].begin(), pw_.b[i].end(), y + s * stride);
-    }
-    Gemm<Acc>(n_, pw_.width[i - 1], acts_ + pw_.offset[i - 1], stride, 1, pw_.w[i].data(),
-              outp / lanes, y, stride / lanes, outp / lanes);
-    for (int64_t s = 0; s < n_; ++s) Activate(spec_.activation, y + s * stride, outp / lanes);
+    Gemm<Acc, kIsa>(n_, pw_.width[i - 1], acts_ + pw_.offset[i - 1], stride, 1, pw_.w[i].data(),
+                    outp / lanes, y, stride / lanes, outp / lanes, GemmInit::kBias,
+                    pw_.b[i].data());
+    Activate<Acc, kIsa>(spec_.activation, y, stride, n_, outp / lanes);
   }
-  const int64_t lastp = pw_.width_pad[pw_.hidden - 1];
-  const Acc* last = acts_ + pw_.offset[pw_.hidden - 1];
-  for (int64_t s = 0; s < n_; ++s) {
-    score_[s] = Dot(last + s * stride, pw_.wf.data(), lastp) + pw_.bf;
-  }
+  RowDots<Acc, true>(n_, acts_ + pw_.offset[pw_.hidden - 1], stride, pw_.wf.data(),
+                     pw_.width_pad[pw_.hidden - 1], pw_.bf, score_.data());
 }
 
 // valid_weight[s] is the pooling weight of valid step s; *padded_weight the
 // weight of every padded step (0 unless normalizing a row whose padding
 // survives the softmax: one without a valid step, or with huge negative scores).
-template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Weights(Acc* valid_weight, Acc* padded_weight,
+template <typename Acc, typename Index, Isa kIsa>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index, kIsa>::Weights(Acc* valid_weight, Acc* padded_weight,
                                     Acc* inverse_sum) const {
   *padded_weight = 0;
   *inverse_sum = 1;
@@ -221,8 +267,8 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Weights(Acc* valid_weight, Acc* p
   *inverse_sum = inv;
 }
 
-template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
+template <typename Acc, typename Index, Isa kIsa>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index, kIsa>::Pool(int64_t b, Acc* out) {
   const int64_t t_max = rows_.max_time, e = pw_.depth;
   if (weight_.size() < static_cast<size_t>(t_max)) weight_.assign(t_max, 0);
   Acc padded_weight, inv;
@@ -252,8 +298,8 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Pool(int64_t b, Acc* out) {
   }
 }
 
-template <typename Acc, typename Index>
-DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* grad,
+template <typename Acc, typename Index, Isa kIsa>
+DCTR_ALWAYS_INLINE void RowWorker<Acc, Index, kIsa>::Backward(int64_t b, const Acc* grad,
                                                         Acc* grad_query, Acc* grad_keys,
                                                         GradAccumulators<Acc>* acc,
                                                         const Acc* activations) {
@@ -302,9 +348,8 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
   } else {
     if (grad_pad_.size() != static_cast<size_t>(ep)) grad_pad_.assign(ep, 0);
     std::copy(grad, grad + e, grad_pad_.begin());
+    RowDots<Acc, false>(n_, keys_block_, ep, grad_pad_.data(), ep, Acc(0), dweight);
     for (int64_t s = 0; s < n_; ++s) {
-      const Acc* k = keys_block_ + s * ep;
-      dweight[s] = Dot(k, grad_pad_.data(), ep);
       Acc* gk = grad_keys + steps_[s] * e;
       for (int64_t i = 0; i < e; ++i) gk[i] = weight_[s] * grad[i];
     }
@@ -354,21 +399,17 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
     int cur = 0;
     for (int i = last; i >= 0; --i) {
       const int64_t outp = pw_.width_pad[i];
-      for (int64_t s = 0; s < n_; ++s) {
-        ActivationGrad(spec_.activation, acts_ + pw_.offset[i] + s * stride,
-                       da_[cur].data() + s * outp, outp / lanes);
-      }
+      ActivationGrad<Acc, kIsa>(spec_.activation, acts_ + pw_.offset[i], stride,
+                                da_[cur].data(), outp, n_, outp / lanes);
       if (i == 0) break;
       const int64_t inp = pw_.width_pad[i - 1];
       const Acc* d = da_[cur].data();
       // dW_i += A_{i-1}^T dZ_i; db_i += sum dZ_i; dA_{i-1} = dZ_i W_i^T.
-      Gemm<Acc>(pw_.width[i - 1], n_, acts_ + pw_.offset[i - 1], 1, stride, d, outp / lanes,
-                acc->dw[i].data(), outp / lanes, outp / lanes);
+      Gemm<Acc, kIsa>(pw_.width[i - 1], n_, acts_ + pw_.offset[i - 1], 1, stride, d,
+                      outp / lanes, acc->dw[i].data(), outp / lanes, outp / lanes);
       for (int64_t s = 0; s < n_; ++s) Axpy(Acc(1), d + s * outp, acc->db[i].data(), outp);
-      Acc* prev = da_[1 - cur].data();
-      for (int64_t x = 0; x < n_ * inp; ++x) prev[x] = 0;
-      Gemm<Acc>(n_, pw_.width[i], d, outp, 1, pw_.wt[i].data(), inp / lanes, prev, inp / lanes,
-                inp / lanes);
+      Gemm<Acc, kIsa>(n_, pw_.width[i], d, outp, 1, pw_.wt[i].data(), inp / lanes,
+                      da_[1 - cur].data(), inp / lanes, inp / lanes, GemmInit::kSet);
       cur = 1 - cur;
     }
     dz = da_[cur].data();
@@ -379,9 +420,9 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
   if (mt_.size() != static_cast<size_t>(w0 * ep)) mt_.assign(w0 * ep, 0);
   if (dkv_.size() < static_cast<size_t>(t_max * ep)) dkv_.assign(t_max * ep, 0);
   std::fill(dc_.begin(), dc_.end(), Acc(0));
-  std::fill(dm_.begin(), dm_.end(), Acc(0));
   for (int64_t s = 0; s < n_; ++s) Axpy(Acc(1), dz + s * w0, dc_.data(), w0);
-  Gemm<Acc>(e, n_, keys_block_, 1, ep, dz, w0 / lanes, dm_.data(), w0 / lanes, w0 / lanes);
+  Gemm<Acc, kIsa>(e, n_, keys_block_, 1, ep, dz, w0 / lanes, dm_.data(), w0 / lanes, w0 / lanes,
+                  GemmInit::kSet);
   // M^T = A^T + P^T diag(q), rows j < width[0].
   for (int64_t j = 0; j < pw_.width[0]; ++j) {
     Acc* row = mt_.data() + j * ep;
@@ -389,9 +430,8 @@ DCTR_ALWAYS_INLINE void RowWorker<Acc, Index>::Backward(int64_t b, const Acc* gr
     const Acc* pt = pw_.p0t.data() + j * ep;
     for (int64_t i = 0; i < ep; ++i) row[i] = at[i] + pt[i] * q_[i];
   }
-  std::fill(dkv_.begin(), dkv_.begin() + n_ * ep, Acc(0));
-  Gemm<Acc>(n_, pw_.width[0], dz, w0, 1, mt_.data(), ep / lanes, dkv_.data(), ep / lanes,
-            ep / lanes);
+  Gemm<Acc, kIsa>(n_, pw_.width[0], dz, w0, 1, mt_.data(), ep / lanes, dkv_.data(), ep / lanes,
+                  ep / lanes, GemmInit::kSet);
   for (int64_t s = 0; s < n_; ++s) {
     Acc* gk = grad_keys + steps_[s] * e;
     const Acc* d = dkv_.data() + s * ep;

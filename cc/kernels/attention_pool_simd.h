@@ -1,8 +1,9 @@
 // CPU building blocks of the fused attention pooling: 64-byte vectors (GCC
 // vector extensions, lowered to whatever the target ISA has), a small
 // register-blocked matrix product, and the activations with their
-// derivatives. Everything has internal linkage: a translation unit compiled
-// for another ISA includes its own copy.
+// derivatives, each specialised per instruction set (Isa). Everything has
+// internal linkage: a translation unit compiled for another ISA includes its
+// own copy.
 #ifndef DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_SIMD_H_
 #define DEEPCTR_OPS_CC_KERNELS_ATTENTION_POOL_SIMD_H_
 
@@ -47,6 +48,13 @@ struct Simd<double> {
   static constexpr int kLanes = 8;
 };
 
+// W: the register vector of kBytes (64: AVX-512; 32: AVX and AVX2, on which
+// GCC would split 64-byte vectors poorly, through the stack), element-aligned.
+// A macro, not a template: GCC drops a vector type's attributes (aligned)
+// when it is a template argument.
+#define DEEPCTR_OPS_ATTENTION_REGISTER(kBytes) \
+  typedef Acc W __attribute__((vector_size(kBytes), aligned(sizeof(Acc))))
+
 // Elements rounded up to whole vectors.
 template <typename Acc>
 inline int64_t Padded(int64_t n) {
@@ -80,24 +88,56 @@ __attribute__((always_inline)) inline Acc HorizontalSum(typename Simd<Acc>::V v)
   return sum;
 }
 
-// C[r, :] += sum_k A(r, k) * B[k, :] for r < R, over CB vectors of columns.
-// A(r, k) = a[r * a_row + k * a_k]; B and C rows are ldb / ldc vectors apart.
-// The body is a macro so that it is compiled twice: for the baseline (AVX)
-// and, called only where the CPU has them, for AVX-512 with FMA, where the
-// 64-byte vectors are single registers and larger blocks fit.
+// The instruction sets the CPU code is compiled for, each a copy of the shard
+// loops with everything they call inlined or specialised for it: the
+// baseline (AVX, no FMA), AVX2 with FMA, and AVX-512 with FMA.
+enum class Isa : int { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2 };
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DEEPCTR_OPS_ATTENTION_X86 1
+#define DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define DEEPCTR_OPS_ATTENTION_TARGET_AVX512 \
+  __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#else
+#define DEEPCTR_OPS_ATTENTION_X86 0
+#endif
+
+// How a product starts: C += A B, C = A B, or C = (bias row) + A B.
+enum class GemmInit : int { kAdd, kSet, kBias };
+
+// C[r, :] (+)= sum_k A(r, k) * B[k, :] for r < R, over CB register vectors W
+// of columns. A(r, k) = a[r * a_row + k * a_k]; B and C rows are ldb / ldc
+// W apart; `bias`: CB W, read with GemmInit::kBias. Each element is summed
+// over k in increasing order whatever the block shape, so the blocking never
+// changes a result. The body is a macro so that it is compiled once per
+// instruction set (W: 64 bytes with AVX-512, 32 with AVX2 and AVX).
 #define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY                             \
-  using V = typename Simd<Acc>::V;                                           \
-  V acc[R][CB];                                                              \
-  for (int r = 0; r < R; ++r) {                                              \
-    for (int j = 0; j < CB; ++j) acc[r][j] = c[r * ldc + j];                 \
+  DEEPCTR_OPS_ATTENTION_REGISTER(kBytes);                                    \
+  const W* b = reinterpret_cast<const W*>(b_in);                             \
+  W* c = reinterpret_cast<W*>(c_in);                                         \
+  const W* bias = reinterpret_cast<const W*>(bias_in);                       \
+  W acc[R][CB];                                                              \
+  if (init == GemmInit::kAdd) {                                              \
+    for (int r = 0; r < R; ++r) {                                            \
+      for (int j = 0; j < CB; ++j) acc[r][j] = c[r * ldc + j];               \
+    }                                                                        \
+  } else if (init == GemmInit::kBias) {                                      \
+    for (int r = 0; r < R; ++r) {                                            \
+      for (int j = 0; j < CB; ++j) acc[r][j] = bias[j];                      \
+    }                                                                        \
+  } else {                                                                   \
+    for (int r = 0; r < R; ++r) {                                            \
+      for (int j = 0; j < CB; ++j) acc[r][j] = W{};                          \
+    }                                                                        \
   }                                                                          \
   for (int64_t k = 0; k < depth; ++k) {                                      \
-    const V* brow = b + k * ldb;                                             \
-    V bv[CB];                                                                \
+    const W* brow = b + k * ldb;                                             \
+    W bv[CB];                                                                \
     for (int j = 0; j < CB; ++j) bv[j] = brow[j];                            \
     for (int r = 0; r < R; ++r) {                                            \
-      V s = {};                                                              \
-      s += a[r * a_row + k * a_k];                                           \
+      /* x - 0 is x for every x (x + 0 is not, for -0), so this folds to */  \
+      /* a broadcast load. */                                                \
+      const W s = a[r * a_row + k * a_k] - W{};                              \
       for (int j = 0; j < CB; ++j) acc[r][j] += s * bv[j];                   \
     }                                                                        \
   }                                                                          \
@@ -105,230 +145,338 @@ __attribute__((always_inline)) inline Acc HorizontalSum(typename Simd<Acc>::V v)
     for (int j = 0; j < CB; ++j) c[r * ldc + j] = acc[r][j];                 \
   }
 
-template <typename Acc, int R, int CB>
-inline void MicroKernel(int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                        const typename Simd<Acc>::V* b, int64_t ldb,
-                        typename Simd<Acc>::V* c, int64_t ldc) {
+#define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS                                       \
+  int64_t depth, const Acc *a, int64_t a_row, int64_t a_k, const Acc *b_in, int64_t ldb, \
+      Acc *c_in, int64_t ldc, GemmInit init, const Acc *bias_in
+
+template <typename Acc, int kBytes, int R, int CB>
+inline void MicroKernel(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DEEPCTR_OPS_ATTENTION_AVX512 1
-template <typename Acc, int R, int CB>
-__attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void MicroKernelAvx512(
-    int64_t depth, const Acc* a, int64_t a_row, int64_t a_k, const typename Simd<Acc>::V* b,
-    int64_t ldb, typename Simd<Acc>::V* c, int64_t ldc) {
+#if DEEPCTR_OPS_ATTENTION_X86
+template <typename Acc, int kBytes, int R, int CB>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void MicroKernelAvx2(
+    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS) {
   DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
 
-inline bool CpuHasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return has;
+template <typename Acc, int kBytes, int R, int CB>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void MicroKernelAvx512(
+    DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS) {
+  DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 }
-#else
-#define DEEPCTR_OPS_ATTENTION_AVX512 0
 #endif
+#undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_W_ARGS
+
+// Arguments in 64-byte vectors (Simd<Acc>::V), as the callers keep them.
+#define DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS                                             \
+  int64_t depth, const Acc *a, int64_t a_row, int64_t a_k, const typename Simd<Acc>::V *b, \
+      int64_t ldb, typename Simd<Acc>::V *c, int64_t ldc, GemmInit init,                    \
+      const typename Simd<Acc>::V *bias
 #undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_BODY
 
-// Register blocks: R rows times up to C vectors of accumulators (AVX-512:
-// 4 x 6 of 32 zmm registers; baseline: 2 x 3 vectors, 12 of 16 ymm).
-template <typename Acc, int R, int C, bool kWide>
-inline void RowBlock(int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                     const typename Simd<Acc>::V* b, int64_t ldb, typename Simd<Acc>::V* c,
-                     int64_t ldc, int64_t vecs) {
-  // Column chunks of nearly equal width, each at most C vectors.
-  const int64_t chunks = (vecs + C - 1) / C;
+// Register blocks per instruction set: at most kMaxCols vectors of columns,
+// and RowsFor(cols) rows, so that the accumulators, one row of B and a
+// broadcast fit in the registers (AVX-512: 32 zmm, with at least 8
+// accumulators in flight to hide the FMA latency; AVX2: 16 ymm, the classic
+// 6 x 16-float block; baseline: 2 x 3 vectors, as 16 ymm allow without FMA).
+template <Isa kIsa>
+struct Blocking;
+
+template <>
+struct Blocking<Isa::kAvx512> {
+  static constexpr int kMaxCols = 6;
+  static constexpr int RowsFor(int cols) { return cols <= 3 ? 8 : cols == 4 ? 6 : 4; }
+};
+
+template <>
+struct Blocking<Isa::kAvx2Fma> {
+  static constexpr int kMaxCols = 1;
+  static constexpr int RowsFor(int) { return 6; }
+};
+
+template <>
+struct Blocking<Isa::kBaseline> {
+  static constexpr int kMaxCols = 3;
+  static constexpr int RowsFor(int) { return 2; }
+};
+
+template <typename Acc, Isa kIsa, int R, int CB>
+inline void Block(DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  const Acc* bs = reinterpret_cast<const Acc*>(b);
+  Acc* cs = reinterpret_cast<Acc*>(c);
+  const Acc* biass = reinterpret_cast<const Acc*>(bias);
+#if DEEPCTR_OPS_ATTENTION_X86
+  if constexpr (kIsa == Isa::kAvx512) {
+    MicroKernelAvx512<Acc, 64, R, CB>(depth, a, a_row, a_k, bs, ldb, cs, ldc, init, biass);
+    return;
+  }
+  // Each 64-byte vector as two 32-byte registers.
+  if constexpr (kIsa == Isa::kAvx2Fma) {
+    MicroKernelAvx2<Acc, 32, R, 2 * CB>(depth, a, a_row, a_k, bs, 2 * ldb, cs, 2 * ldc, init,
+                                        biass);
+    return;
+  }
+#endif
+  MicroKernel<Acc, 32, R, 2 * CB>(depth, a, a_row, a_k, bs, 2 * ldb, cs, 2 * ldc, init, biass);
+}
+
+// The last `rows` (< R) rows of a column chunk, as one block of that height.
+template <typename Acc, Isa kIsa, int R, int CB>
+inline void TailBlock(int64_t rows, DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  if constexpr (R > 1) {
+    if (rows == R - 1) {
+      Block<Acc, kIsa, R - 1, CB>(depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    } else {
+      TailBlock<Acc, kIsa, R - 1, CB>(rows, depth, a, a_row, a_k, b, ldb, c, ldc, init, bias);
+    }
+  }
+}
+
+// All rows of one column chunk of CB vectors.
+template <typename Acc, Isa kIsa, int CB>
+inline void ColumnChunk(int64_t rows, DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS) {
+  constexpr int R = Blocking<kIsa>::RowsFor(CB);
+  int64_t r = 0;
+  for (; r + R <= rows; r += R) {
+    Block<Acc, kIsa, R, CB>(depth, a + r * a_row, a_row, a_k, b, ldb, c + r * ldc, ldc, init,
+                            bias);
+  }
+  if (r < rows) {
+    TailBlock<Acc, kIsa, R, CB>(rows - r, depth, a + r * a_row, a_row, a_k, b, ldb,
+                                c + r * ldc, ldc, init, bias);
+  }
+}
+
+#undef DEEPCTR_OPS_ATTENTION_MICRO_KERNEL_ARGS
+
+// C[rows, vecs] (+)= A(rows, depth) B[depth, vecs] as `init` says;
+// A(r, k) = a[r * a_row + k * a_k]. B, C and `bias` (a row, for
+// GemmInit::kBias) are padded matrices of whole vectors (ldb, ldc in vectors).
+template <typename Acc, Isa kIsa>
+inline void Gemm(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
+                 const Acc* b, int64_t ldb, Acc* c, int64_t ldc, int64_t vecs,
+                 GemmInit init = GemmInit::kAdd, const Acc* bias = nullptr) {
+  using V = typename Simd<Acc>::V;
+  constexpr int kMaxCols = Blocking<kIsa>::kMaxCols;
+  const V* bv = reinterpret_cast<const V*>(b);
+  V* cv = reinterpret_cast<V*>(c);
+  const V* biasv = reinterpret_cast<const V*>(bias);
+  // Column chunks of nearly equal width, each at most kMaxCols vectors.
+  const int64_t chunks = (vecs + kMaxCols - 1) / kMaxCols;
   int64_t j0 = 0;
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     const int64_t width = (vecs - j0) / (chunks - chunk);
-    const auto* bj = b + j0;
-    auto* cj = c + j0;
-#if DEEPCTR_OPS_ATTENTION_AVX512
-    if (kWide) {
-      switch (width) {
-        case 1: MicroKernelAvx512<Acc, R, 1>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 2: MicroKernelAvx512<Acc, R, 2>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 3: MicroKernelAvx512<Acc, R, 3>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 4: MicroKernelAvx512<Acc, R, 4>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        case 5: MicroKernelAvx512<Acc, R, 5>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-        default: MicroKernelAvx512<Acc, R, 6>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-      }
-      j0 += width;
-      continue;
-    }
-#endif
+    const V* bj = bv + j0;
+    V* cj = cv + j0;
+    const V* biasj = biasv != nullptr ? biasv + j0 : nullptr;
     switch (width) {
-      case 1: MicroKernel<Acc, R, 1>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-      case 2: MicroKernel<Acc, R, 2>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
-      default: MicroKernel<Acc, R, 3>(depth, a, a_row, a_k, bj, ldb, cj, ldc); break;
+#define DEEPCTR_OPS_ATTENTION_CHUNK(CB)                                                   \
+  case CB:                                                                               \
+    if constexpr (CB <= kMaxCols) {                                                      \
+      ColumnChunk<Acc, kIsa, CB>(rows, depth, a, a_row, a_k, bj, ldb, cj, ldc, init, biasj); \
+    }                                                                                    \
+    break;
+      DEEPCTR_OPS_ATTENTION_CHUNK(1)
+      DEEPCTR_OPS_ATTENTION_CHUNK(2)
+      DEEPCTR_OPS_ATTENTION_CHUNK(3)
+      DEEPCTR_OPS_ATTENTION_CHUNK(4)
+      DEEPCTR_OPS_ATTENTION_CHUNK(5)
+      DEEPCTR_OPS_ATTENTION_CHUNK(6)
+#undef DEEPCTR_OPS_ATTENTION_CHUNK
+      default:
+        break;
     }
     j0 += width;
   }
 }
 
-template <typename Acc, int R, int C, bool kWide>
-inline void GemmBlocks(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                       const typename Simd<Acc>::V* bv, int64_t ldb, typename Simd<Acc>::V* cv,
-                       int64_t ldc, int64_t vecs) {
-  int64_t r = 0;
-  for (; r + R <= rows; r += R) {
-    RowBlock<Acc, R, C, kWide>(depth, a + r * a_row, a_row, a_k, bv, ldb, cv + r * ldc, ldc,
-                               vecs);
+// exp, lane by lane, of a float or double vector W (any width). float:
+// Cephes-style polynomial, ~1 ulp; inputs clamped to the finite range; NaN
+// stays NaN. double: std::exp.
+template <typename Acc, typename W>
+__attribute__((always_inline)) inline W Exp(W x) {
+  if constexpr (std::is_same<Acc, float>::value) {
+    typedef int32_t WI __attribute__((vector_size(sizeof(W)), aligned(4)));
+    const W zero = {};
+    const W nan_mask_src = x;
+    x = x < -87.33654f ? zero - 87.33654f : x;
+    x = x > 88.3762626647949f ? zero + 88.3762626647949f : x;
+    // n = round(x / ln2) via the 1.5 * 2^23 trick (|x / ln2| < 2^22).
+    const W shifter = zero + 12582912.0f;
+    const W n = (x * 1.44269504088896341f + shifter) - shifter;
+    W r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    W p = zero + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const W y = p * r * r + r + 1.0f;
+    // 2^n in two halves, so that n = 128 (x near the top) does not overflow.
+    const WI ni = __builtin_convertvector(n, WI);
+    const WI half = ni >> 1;
+    const WI bits1 = (half + 127) << 23;
+    const WI bits2 = (ni - half + 127) << 23;
+    W s1, s2;
+    std::memcpy(&s1, &bits1, sizeof(s1));
+    std::memcpy(&s2, &bits2, sizeof(s2));
+    const W out = y * s1 * s2;
+    return nan_mask_src != nan_mask_src ? nan_mask_src : out;
+  } else {
+    double lanes[sizeof(W) / sizeof(double)];
+    std::memcpy(lanes, &x, sizeof(x));
+    for (double& v : lanes) v = std::exp(v);
+    std::memcpy(&x, lanes, sizeof(x));
+    return x;
   }
-  for (; r < rows; ++r) {
-    RowBlock<Acc, 1, C, kWide>(depth, a + r * a_row, a_row, a_k, bv, ldb, cv + r * ldc, ldc,
-                               vecs);
-  }
 }
 
-// C[rows, vecs] += A(rows, depth) B[depth, vecs]; A(r, k) = a[r * a_row + k * a_k].
-// B and C are padded matrices of whole vectors (ldb, ldc in vectors).
-template <typename Acc>
-inline void Gemm(int64_t rows, int64_t depth, const Acc* a, int64_t a_row, int64_t a_k,
-                 const Acc* b, int64_t ldb, Acc* c, int64_t ldc, int64_t vecs) {
-  using V = typename Simd<Acc>::V;
-  const V* bv = reinterpret_cast<const V*>(b);
-  V* cv = reinterpret_cast<V*>(c);
-#if DEEPCTR_OPS_ATTENTION_AVX512
-  if (CpuHasAvx512()) {
-    GemmBlocks<Acc, 4, 6, true>(rows, depth, a, a_row, a_k, bv, ldb, cv, ldc, vecs);
-    return;
-  }
-#endif
-  GemmBlocks<Acc, 2, 3, false>(rows, depth, a, a_row, a_k, bv, ldb, cv, ldc, vecs);
-}
-
-// exp for float vectors: Cephes-style polynomial, ~1 ulp; inputs clamped to
-// the finite range; NaN stays NaN.
-__attribute__((always_inline)) inline Simd<float>::V Exp(Simd<float>::V x) {
-  using V = Simd<float>::V;
-  using VI = Simd<float>::VI;
-  const V nan_mask_src = x;
-  x = x < -87.33654f ? Splat<float>(-87.33654f) : x;
-  x = x > 88.3762626647949f ? Splat<float>(88.3762626647949f) : x;
-  // n = round(x / ln2) via the 1.5 * 2^23 trick (|x / ln2| < 2^22).
-  const V shifter = Splat<float>(12582912.0f);
-  const V n = (x * 1.44269504088896341f + shifter) - shifter;
-  V r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  V p = Splat<float>(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V y = p * r * r + r + 1.0f;
-  // 2^n in two halves, so that n = 128 (x near the top) does not overflow.
-  const VI ni = __builtin_convertvector(n, VI);
-  const VI half = ni >> 1;
-  const VI bits1 = (half + 127) << 23;
-  const VI bits2 = (ni - half + 127) << 23;
-  V s1, s2;
-  std::memcpy(&s1, &bits1, sizeof(s1));
-  std::memcpy(&s2, &bits2, sizeof(s2));
-  const V out = y * s1 * s2;
-  return nan_mask_src != nan_mask_src ? nan_mask_src : out;
-}
-
-__attribute__((always_inline)) inline Simd<double>::V Exp(Simd<double>::V x) {
-  double lanes[8];
-  std::memcpy(lanes, &x, sizeof(x));
-  for (double& v : lanes) v = std::exp(v);
-  std::memcpy(&x, lanes, sizeof(x));
-  return x;
-}
-
-// act(x), in place over `vecs` vectors. NaN propagates as in TF.
+// act(x), in place over `vecs` vectors of each of `rows` rows `stride`
+// elements apart. NaN propagates as in TF.
 #define DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY                                          \
-  using V = typename Simd<Acc>::V;                                                    \
-  V* v = reinterpret_cast<V*>(data);                                                  \
-  const V one = Splat<Acc>(1);                                                        \
-  switch (act) {                                                                      \
-    case AttentionActivation::kSigmoid:                                               \
-      for (int64_t i = 0; i < vecs; ++i) v[i] = one / (one + Exp(-v[i]));             \
-      break;                                                                          \
-    case AttentionActivation::kTanh: /* 1 - 2 / (exp(2x) + 1): abs error ~1e-7 */     \
-      for (int64_t i = 0; i < vecs; ++i) {                                            \
-        v[i] = one - Splat<Acc>(2) / (Exp(v[i] + v[i]) + one);                        \
-      }                                                                               \
-      break;                                                                          \
-    case AttentionActivation::kRelu:                                                  \
-      for (int64_t i = 0; i < vecs; ++i) v[i] = v[i] < Splat<Acc>(0) ? Splat<Acc>(0) : v[i]; \
-      break;                                                                          \
-    case AttentionActivation::kLinear:                                                \
-      break;                                                                          \
+  const W zero = {};                                                                  \
+  const W one = zero + Acc(1);                                                        \
+  const int64_t ws = vecs * static_cast<int64_t>(sizeof(typename Simd<Acc>::V) / sizeof(W)); \
+  for (int64_t row = 0; row < rows; ++row) {                                          \
+    W* v = reinterpret_cast<W*>(data + row * stride);                                 \
+    switch (act) {                                                                    \
+      case AttentionActivation::kSigmoid:                                             \
+        for (int64_t i = 0; i < ws; ++i) v[i] = one / (one + Exp<Acc>(-v[i]));        \
+        break;                                                                        \
+      case AttentionActivation::kTanh: /* 1 - 2 / (exp(2x) + 1): abs error ~1e-7 */   \
+        for (int64_t i = 0; i < ws; ++i) {                                            \
+          v[i] = one - (one + one) / (Exp<Acc>(v[i] + v[i]) + one);                   \
+        }                                                                             \
+        break;                                                                        \
+      case AttentionActivation::kRelu:                                                \
+        for (int64_t i = 0; i < ws; ++i) v[i] = v[i] < zero ? zero : v[i];            \
+        break;                                                                        \
+      case AttentionActivation::kLinear:                                              \
+        break;                                                                        \
+    }                                                                                 \
   }
 
-// grad *= act'(x), computed from the activation's output `out`.
+// grad *= act'(x), computed from the activation's output `out`; rows of
+// `out` are out_stride apart, rows of `grad` grad_stride.
 #define DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY                                   \
-  using V = typename Simd<Acc>::V;                                                    \
-  const V* a = reinterpret_cast<const V*>(out);                                       \
-  V* g = reinterpret_cast<V*>(grad);                                                  \
-  const V one = Splat<Acc>(1);                                                        \
-  switch (act) {                                                                      \
-    case AttentionActivation::kSigmoid:                                               \
-      for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (a[i] * (one - a[i]));         \
-      break;                                                                          \
-    case AttentionActivation::kTanh:                                                  \
-      for (int64_t i = 0; i < vecs; ++i) g[i] = g[i] * (one - a[i] * a[i]);           \
-      break;                                                                          \
-    case AttentionActivation::kRelu:                                                  \
-      for (int64_t i = 0; i < vecs; ++i) g[i] = a[i] > Splat<Acc>(0) ? g[i] : Splat<Acc>(0); \
-      break;                                                                          \
-    case AttentionActivation::kLinear:                                                \
-      break;                                                                          \
+  const W zero = {};                                                                  \
+  const W one = zero + Acc(1);                                                        \
+  const int64_t ws = vecs * static_cast<int64_t>(sizeof(typename Simd<Acc>::V) / sizeof(W)); \
+  for (int64_t row = 0; row < rows; ++row) {                                          \
+    const W* a = reinterpret_cast<const W*>(out + row * out_stride);                  \
+    W* g = reinterpret_cast<W*>(grad + row * grad_stride);                            \
+    switch (act) {                                                                    \
+      case AttentionActivation::kSigmoid:                                             \
+        for (int64_t i = 0; i < ws; ++i) g[i] = g[i] * (a[i] * (one - a[i]));         \
+        break;                                                                        \
+      case AttentionActivation::kTanh:                                                \
+        for (int64_t i = 0; i < ws; ++i) g[i] = g[i] * (one - a[i] * a[i]);           \
+        break;                                                                        \
+      case AttentionActivation::kRelu:                                                \
+        for (int64_t i = 0; i < ws; ++i) g[i] = a[i] > zero ? g[i] : zero;            \
+        break;                                                                        \
+      case AttentionActivation::kLinear:                                              \
+        break;                                                                        \
+    }                                                                                 \
   }
 
-#if DEEPCTR_OPS_ATTENTION_AVX512
+#define DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS \
+  AttentionActivation act, Acc *data, int64_t stride, int64_t rows, int64_t vecs
+#define DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS                                     \
+  AttentionActivation act, const Acc *out, int64_t out_stride, Acc *grad,               \
+      int64_t grad_stride, int64_t rows, int64_t vecs
+
 template <typename Acc>
-__attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void ActivateAvx512(
-    AttentionActivation act, Acc* data, int64_t vecs) {
+inline void ActivateBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
+  DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
+}
+
+template <typename Acc>
+inline void ActivationGradBaseline(DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
+  DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+}
+
+#if DEEPCTR_OPS_ATTENTION_X86
+template <typename Acc>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void ActivateAvx2(
+    DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
+  DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
+}
+
+template <typename Acc>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX2 __attribute__((noinline)) void ActivationGradAvx2(
+    DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(32);
+  DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+}
+
+template <typename Acc>
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivateAvx512(
+    DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
   if constexpr (std::is_same<Acc, float>::value) {
     if (act == AttentionActivation::kSigmoid) {
       // 1 / (1 + e): a 14-bit reciprocal estimate and one Newton step (~1 ulp)
       // instead of a division, the slowest instruction here.
       using V = Simd<float>::V;
-      V* v = reinterpret_cast<V*>(data);
       const V one = Splat<float>(1), two = Splat<float>(2);
-      for (int64_t i = 0; i < vecs; ++i) {
-        const V d = one + Exp(-v[i]);
-        __m512 dm;
-        std::memcpy(&dm, &d, sizeof(dm));
-        const __m512 rm = _mm512_rcp14_ps(dm);
-        V r;
-        std::memcpy(&r, &rm, sizeof(r));
-        v[i] = r * (two - d * r);
+      for (int64_t row = 0; row < rows; ++row) {
+        V* v = reinterpret_cast<V*>(data + row * stride);
+        for (int64_t i = 0; i < vecs; ++i) {
+          const V d = one + Exp<float>(-v[i]);
+          __m512 dm;
+          std::memcpy(&dm, &d, sizeof(dm));
+          const __m512 rm = _mm512_rcp14_ps(dm);
+          V r;
+          std::memcpy(&r, &rm, sizeof(r));
+          v[i] = r * (two - d * r);
+        }
       }
       return;
     }
   }
+  DEEPCTR_OPS_ATTENTION_REGISTER(64);
   DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 }
 
 template <typename Acc>
-__attribute__((target("avx512f,avx512vl,avx2,fma"), noinline)) void ActivationGradAvx512(
-    AttentionActivation act, const Acc* out, Acc* grad, int64_t vecs) {
+DEEPCTR_OPS_ATTENTION_TARGET_AVX512 __attribute__((noinline)) void ActivationGradAvx512(
+    DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+  DEEPCTR_OPS_ATTENTION_REGISTER(64);
   DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
 }
 #endif
 
-template <typename Acc>
-inline void Activate(AttentionActivation act, Acc* data, int64_t vecs) {
-#if DEEPCTR_OPS_ATTENTION_AVX512
-  if (CpuHasAvx512()) return ActivateAvx512(act, data, vecs);
+template <typename Acc, Isa kIsa>
+inline void Activate(DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS) {
+#if DEEPCTR_OPS_ATTENTION_X86
+  if constexpr (kIsa == Isa::kAvx512) return ActivateAvx512(act, data, stride, rows, vecs);
+  if constexpr (kIsa == Isa::kAvx2Fma) return ActivateAvx2(act, data, stride, rows, vecs);
 #endif
-  DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
+  ActivateBaseline(act, data, stride, rows, vecs);
 }
 
-template <typename Acc>
-inline void ActivationGrad(AttentionActivation act, const Acc* out, Acc* grad, int64_t vecs) {
-#if DEEPCTR_OPS_ATTENTION_AVX512
-  if (CpuHasAvx512()) return ActivationGradAvx512(act, out, grad, vecs);
+template <typename Acc, Isa kIsa>
+inline void ActivationGrad(DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS) {
+#if DEEPCTR_OPS_ATTENTION_X86
+  if constexpr (kIsa == Isa::kAvx512) {
+    return ActivationGradAvx512(act, out, out_stride, grad, grad_stride, rows, vecs);
+  }
+  if constexpr (kIsa == Isa::kAvx2Fma) {
+    return ActivationGradAvx2(act, out, out_stride, grad, grad_stride, rows, vecs);
+  }
 #endif
-  DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+  ActivationGradBaseline(act, out, out_stride, grad, grad_stride, rows, vecs);
 }
 #undef DEEPCTR_OPS_ATTENTION_ACTIVATE_BODY
 #undef DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_BODY
+#undef DEEPCTR_OPS_ATTENTION_ACTIVATE_ARGS
+#undef DEEPCTR_OPS_ATTENTION_ACTIVATION_GRAD_ARGS
 
 }  // namespace
 }  // namespace kernels

@@ -223,6 +223,9 @@ py::tuple AttentionPool(const py::object& query, const py::object& keys, const p
 }  // namespace
 
 void BindAttentionPool(py::module_& m) {
+  m.def("set_attention_pool_cpu_isa", &kernels::SetAttentionPoolCpuIsa, py::arg("name"),
+        "Tests: force the attention pooling's CPU build ('auto', 'baseline', 'avx2', "
+        "'avx512'); False if the name is unknown or the CPU lacks it.");
   m.def("attention_pool", &AttentionPool, py::arg("query"), py::arg("keys"), py::arg("rows"),
         py::arg("kernels"), py::arg("biases"), py::arg("activation") = "sigmoid",
         py::arg("weight_normalization") = false, py::arg("return_score") = false,

@@ -13,6 +13,15 @@ ACTIVATIONS = ["sigmoid", "relu", "tanh", "linear"]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
+def isa(request, kernels):
+    """Each CPU build of the kernels that this CPU can run (the others skip)."""
+    if not kernels.set_attention_pool_cpu_isa(request.param):
+        pytest.skip(f"this CPU cannot run the {request.param} build")
+    yield request.param
+    kernels.set_attention_pool_cpu_isa("auto")
+
+
 def _case(rng, b, t, e, units, dtype, layout="lengths", index=np.int64):
     query = rng.standard_normal((b, 1, e)).astype(dtype)
     keys = rng.standard_normal((b, t, e)).astype(dtype)
@@ -64,7 +73,7 @@ def _check(kernels_module, rng, b, t, e, units, activation, normalize, return_sc
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("normalize,return_score", [(False, False), (True, False),
                                                     (False, True), (True, True)])
-def test_cpu_float64_matches_reference(kernels, rng, units, activation, normalize,
+def test_cpu_float64_matches_reference(kernels, isa, rng, units, activation, normalize,
                                        return_score):
     _check(kernels, rng, 9, 7, 5, units, activation, normalize, return_score, np.float64,
            "lengths")
@@ -73,11 +82,21 @@ def test_cpu_float64_matches_reference(kernels, rng, units, activation, normaliz
 @pytest.mark.parametrize("layout,index", [("mask", np.int64), ("lengths", np.int32)])
 @pytest.mark.parametrize("normalize,return_score", [(False, False), (True, True)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cpu_layouts_and_dtypes_match_reference(kernels, rng, layout, index, normalize,
+def test_cpu_layouts_and_dtypes_match_reference(kernels, isa, rng, layout, index, normalize,
                                                 return_score, dtype):
     # E = 19 and 33 units: padded vector tails; T = 21 > one register block of rows.
     _check(kernels, rng, 6, 21, 19, (33, 8), "sigmoid", normalize, return_score, dtype, layout,
            index)
+
+
+@pytest.mark.parametrize("units", [(112, 5), (48, 96, 16)])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_register_blocks_and_their_edges_match_reference(kernels, isa, rng, units, activation,
+                                                         dtype):
+    # Up to 29 valid steps: every row-block height and its shorter tails; 1 to 14
+    # vectors of columns: every column-block width, and matrices cut into several.
+    _check(kernels, rng, 40, 29, 19, units, activation, False, False, dtype, "lengths")
 
 
 @pytest.mark.parametrize("normalize,return_score", [(False, False), (True, False),
