@@ -390,6 +390,31 @@ void StoreScaledRow(T* dst, const Acc* src, Acc scale, int64_t n, bool stream) {
   for (int64_t i = 0; i < n; ++i) dst[i] = FromAccumulator<T>(src[i] * scale);
 }
 
+// dst[i] = (at[i] == step ? grad[i] : 0) * w, streamed when asked and possible
+// (StoreScaledRow's rules).
+template <typename T, typename Acc>
+void StoreArgmaxRow(T* dst, const Acc* at, Acc step, const Acc* grad, Acc w, int64_t n,
+                    bool stream) {
+  int64_t i = 0;
+  if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+    using L = Lanes<T>;
+    const bool aligned = (reinterpret_cast<uintptr_t>(dst) & 31) == 0;
+    const typename L::V step_v = L::Set(step);
+    const typename L::V w_v = L::Set(w);
+    for (; i + L::kSize <= n; i += L::kSize) {
+      // (selected grad, or +0) * w: 0 * inf is NaN here as in the twin.
+      const typename L::V v =
+          L::Mul(L::And(L::Eq(L::Load(at + i), step_v), L::Load(grad + i)), w_v);
+      if (stream && aligned) {
+        L::Stream(dst + i, v);
+      } else {
+        L::Store(dst + i, v);
+      }
+    }
+  }
+  for (; i < n; ++i) dst[i] = FromAccumulator<T>((at[i] == step ? grad[i] : Acc(0)) * w);
+}
+
 inline void FinishStores() {
 #if defined(__AVX__)
   _mm_sfence();
@@ -502,9 +527,21 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
     }
   }
   const bool need_row = any_tie || grad_weights != nullptr;
+  if (!need_row) {
+    // The common case: every column's max is one step, no weights' gradient.
+    // Each gradient row is grad * w where the step holds the max, else 0,
+    // selected and stored in one pass.
+    for (int64_t t = 0; t < end; ++t) {
+      if (!StepIsPooled(row, mode, t)) continue;
+      StoreArgmaxRow<T, Acc>(grad_table_values + k * depth, at, static_cast<Acc>(t), grad_acc,
+                             StepWeight(weights, begin + t), depth, stream);
+      grad_table_indices[k++] = row.ids[t];
+    }
+    return;
+  }
   for (int64_t t = 0; t < end; ++t) {
     if (!StepIsPooled(row, mode, t)) continue;
-    const T* x = need_row ? table_row(t) : nullptr;
+    const T* x = table_row(t);
     const Acc step = static_cast<Acc>(t);
     for (int64_t i = 0; i < depth; ++i) g[i] = at[i] == step ? grad_acc[i] : Acc(0);
     if (any_tie) {
