@@ -33,6 +33,9 @@ namespace kernels {
 namespace {
 
 using pool_cpu::BlocksPerRow;
+using pool_cpu::DispatchWidth;
+using pool_cpu::FinishStores;
+using pool_cpu::kStreamingStoreBytes;
 using pool_cpu::kDepthBlock;
 using pool_cpu::PrefetchLines;
 using pool_cpu::Unit;
@@ -186,19 +189,6 @@ template <typename T>
 typename AccumulatorOf<T>::Type StepWeight(const T* weights, int64_t step) {
   using Acc = typename AccumulatorOf<T>::Type;
   return weights != nullptr ? ToAccumulator(weights[step]) : Acc(1);
-}
-
-// Calls fn(width) with the unit width as a compile-time constant for the
-// common embedding sizes (0 = only known at run time).
-template <typename Fn>
-void DispatchWidth(int64_t cols, Fn fn) {
-  switch (cols) {
-    case 64: fn(std::integral_constant<int64_t, 64>()); break;
-    case 32: fn(std::integral_constant<int64_t, 32>()); break;
-    case 16: fn(std::integral_constant<int64_t, 16>()); break;
-    case 8: fn(std::integral_constant<int64_t, 8>()); break;
-    default: fn(std::integral_constant<int64_t, 0>()); break;
-  }
 }
 
 template <int64_t kWidth, typename T, typename Acc>
@@ -359,10 +349,6 @@ Status ValidateRows(const EmbeddingRows<Index, Id>& rows) {
   return ValidatePoolRows(rows.rows);
 }
 
-// Gradients at least this large are written with non-temporal stores (see
-// sequence_pool.cc's kStreamingStoreBytes).
-constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
-
 // dst[0, n) = src[0, n) * scale, streamed when asked and possible.
 template <typename T, typename Acc>
 void StoreScaledRow(T* dst, const Acc* src, Acc scale, int64_t n, bool stream) {
@@ -413,12 +399,6 @@ void StoreArgmaxRow(T* dst, const Acc* at, Acc step, const Acc* grad, Acc w, int
     }
   }
   for (; i < n; ++i) dst[i] = FromAccumulator<T>((at[i] == step ? grad[i] : Acc(0)) * w);
-}
-
-inline void FinishStores() {
-#if defined(__AVX__)
-  _mm_sfence();
-#endif
 }
 
 // The gradient rows of one batch row (all its columns).

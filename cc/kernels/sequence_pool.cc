@@ -26,6 +26,9 @@ namespace kernels {
 namespace {
 
 using pool_cpu::BlocksPerRow;
+using pool_cpu::DispatchWidth;
+using pool_cpu::FinishStores;
+using pool_cpu::kStreamingStoreBytes;
 using pool_cpu::kDepthBlock;
 using pool_cpu::NoPrefetch;
 using pool_cpu::StepPrefetcher;
@@ -55,20 +58,6 @@ void ForEachValidStep(const RowPlan& plan, Fn fn) {
     }
   } else {
     for (int64_t t = 0; t < plan.valid_end; ++t) fn(t);
-  }
-}
-
-// Calls fn(width) with the unit width as a compile-time constant for the
-// common embedding sizes (0 = only known at run time). A constant width lets
-// the compiler unroll the column loop and keep accumulators in registers.
-template <typename Fn>
-void DispatchWidth(int64_t cols, Fn fn) {
-  switch (cols) {
-    case 64: fn(std::integral_constant<int64_t, 64>()); break;
-    case 32: fn(std::integral_constant<int64_t, 32>()); break;
-    case 16: fn(std::integral_constant<int64_t, 16>()); break;
-    case 8: fn(std::integral_constant<int64_t, 8>()); break;
-    default: fn(std::integral_constant<int64_t, 0>()); break;
   }
 }
 
@@ -249,12 +238,6 @@ void ForwardUnit(const PoolRows<Index>& rows, PoolMode mode, const T* values,
   for (int64_t i = 0; i < u.cols; ++i) out[i] = FromAccumulator<T>(acc[i]);
 }
 
-// Gradients at least this large are written with non-temporal stores: they
-// do not fit the caches anyway, are written exactly once, and streaming skips
-// the read-for-ownership of every line. Smaller ones stay in cache for the
-// op that consumes them next.
-constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
-
 // Copies one gradient row, streaming aligned float/double rows if `stream`.
 template <typename T>
 void StoreRow(T* dst, const T* src, int64_t cols, bool stream) {
@@ -267,13 +250,6 @@ void StoreRow(T* dst, const T* src, int64_t cols, bool stream) {
   }
   std::memcpy(dst, src, sizeof(T) * cols);
 }
-
-#if defined(__AVX__)
-// Orders the streaming stores before the op reports completion.
-inline void FinishStores() { _mm_sfence(); }
-#else
-inline void FinishStores() {}
-#endif
 
 // Sum and mean: the (scaled) output gradient at valid steps, 0 elsewhere.
 template <typename T, typename Acc>

@@ -1,11 +1,17 @@
-// The CPU pooling kernels' work units and the prefetchers that feed their
-// forward (internal to sequence_pool.cc; a header of its own to keep that file
-// about the pooling math).
+// The CPU pooling kernels' work units, the prefetchers that feed their
+// forward and the helpers both CPU pooling files (sequence_pool.cc,
+// embedding_pool.cc) share: width dispatch and streaming stores. Internal to
+// those files; a header of its own keeps them about the pooling math.
 #ifndef DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_PREFETCH_H_
 #define DEEPCTR_OPS_CC_KERNELS_SEQUENCE_POOL_PREFETCH_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/sequence_pool_rows.h"
@@ -32,6 +38,33 @@ inline Unit UnitAt(int64_t unit, int64_t depth) {
   u.col_begin = (unit % blocks) * kDepthBlock;
   u.cols = std::min(kDepthBlock, depth - u.col_begin);
   return u;
+}
+
+// Calls fn(width) with the unit width as a compile-time constant for the
+// common embedding sizes (0 = only known at run time). A constant width lets
+// the compiler unroll the column loop and keep accumulators in registers.
+template <typename Fn>
+void DispatchWidth(int64_t cols, Fn fn) {
+  switch (cols) {
+    case 64: fn(std::integral_constant<int64_t, 64>()); break;
+    case 32: fn(std::integral_constant<int64_t, 32>()); break;
+    case 16: fn(std::integral_constant<int64_t, 16>()); break;
+    case 8: fn(std::integral_constant<int64_t, 8>()); break;
+    default: fn(std::integral_constant<int64_t, 0>()); break;
+  }
+}
+
+// Gradients at least this large are written with non-temporal stores: they
+// do not fit the caches anyway, are written exactly once, and streaming skips
+// the read-for-ownership of every line. Smaller ones stay in cache for the
+// op that consumes them next.
+constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
+
+// Orders the streaming stores before the op reports completion.
+inline void FinishStores() {
+#if defined(__AVX__)
+  _mm_sfence();
+#endif
 }
 
 // Prefetches the cache lines of p[0], ..., p[n - 1].

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cc/ops/shape_errors.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -12,11 +13,6 @@ namespace {
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
-
-absl::Status Named(absl::Status status, const std::string& what) {
-  if (status.ok()) return status;
-  return absl::InvalidArgumentError(what + ": " + std::string(status.message()));
-}
 
 // scores (input 0) [N, Tq, Tk] and key_valid (input `valid`) [B, Tk]; output 0 = scores' shape.
 // N must be heads * B where both are known (any multiple of B when heads is 0).

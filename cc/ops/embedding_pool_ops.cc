@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "cc/ops/shape_errors.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -14,11 +15,6 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeAndType;
 using ::tensorflow::shape_inference::ShapeHandle;
-
-absl::Status Named(absl::Status status, const char* what) {
-  if (status.ok()) return status;
-  return absl::InvalidArgumentError(std::string(what) + ": " + std::string(status.message()));
-}
 
 constexpr char kModeAttr[] = "mode: {'sum', 'mean', 'max'}";
 constexpr char kValueTypes[] = "T: {float, double, half, bfloat16}";

@@ -2,6 +2,7 @@
 // The names are a public API: SavedModels store them. Never rename one.
 #include <string>
 
+#include "cc/ops/shape_errors.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -11,13 +12,6 @@ namespace {
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
-
-// Prefixes a shape-function error with what the argument must be, so that the
-// message names it ("values must be [batch, time, embedding]: ...").
-absl::Status Named(absl::Status status, const char* what) {
-  if (status.ok()) return status;
-  return absl::InvalidArgumentError(std::string(what) + ": " + std::string(status.message()));
-}
 
 constexpr char kModeAttr[] = "mode: {'sum', 'mean', 'max'}";
 constexpr char kValueTypes[] = "T: {float, double, half, bfloat16}";
