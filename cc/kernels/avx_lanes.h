@@ -36,6 +36,7 @@ struct Lanes<float> {
   static V And(V a, V b) { return _mm256_and_ps(a, b); }
   static V Or(V a, V b) { return _mm256_or_ps(a, b); }
   static V Eq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }  // C++ ==.
+  static V Lt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }  // C++ <.
   static V IsNan(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   // And/or, not blendv: GCC folds blendv of a compare into a generic select
   // that it lowers to scalar code without AVX2.
@@ -60,6 +61,7 @@ struct Lanes<double> {
   static V And(V a, V b) { return _mm256_and_pd(a, b); }
   static V Or(V a, V b) { return _mm256_or_pd(a, b); }
   static V Eq(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+  static V Lt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
   static V IsNan(V a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
   static V Select(V mask, V a, V b) {
     return _mm256_or_pd(_mm256_and_pd(mask, a), _mm256_andnot_pd(mask, b));

@@ -401,12 +401,111 @@ void StoreArgmaxRow(T* dst, const Acc* at, Acc step, const Acc* grad, Acc w, int
   for (; i < n; ++i) dst[i] = FromAccumulator<T>((at[i] == step ? grad[i] : Acc(0)) * w);
 }
 
+// One step of a max row whose gradient re-reads the table: its table row and
+// weight.
+template <typename T, typename Acc>
+struct TieStep {
+  int64_t t;
+  const T* row;
+  Acc w;
+};
+
+// For every column of a max row: its max over the steps (x * w - shift,
+// NaN-propagating) and the share of grad each step equal to it gets (1 / the
+// number of such steps; the NaN max itself when it is NaN: TF's 0 / 0 * grad).
+template <typename T, typename Acc>
+void ColumnMaxAndShares(const std::vector<TieStep<T, Acc>>& steps, Acc shift, int64_t depth,
+                        Acc* max, Acc* share) {
+  int64_t c = 0;
+  if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+    using L = Lanes<T>;
+    using V = typename L::V;
+    const V shift_v = L::Set(shift);
+    const V one = L::Set(Acc(1));
+    for (; c + L::kSize <= depth; c += L::kSize) {
+      V m = L::Set(-static_cast<Acc>(INFINITY));
+      V nan = m;
+      V any_nan = L::Set(Acc(0));
+      for (const TieStep<T, Acc>& s : steps) {
+        const V v = L::Sub(L::Mul(L::Load(s.row + c), L::Set(s.w)), shift_v);
+        m = L::Max(v, m);
+        const V is_nan = L::IsNan(v);
+        nan = L::Select(is_nan, v, nan);
+        any_nan = L::Or(any_nan, is_nan);
+      }
+      m = L::Select(any_nan, nan, m);
+      V count = L::Set(Acc(0));
+      for (const TieStep<T, Acc>& s : steps) {
+        const V v = L::Sub(L::Mul(L::Load(s.row + c), L::Set(s.w)), shift_v);
+        count = L::Add(count, L::And(L::Eq(v, m), one));
+      }
+      L::Store(max + c, m);
+      L::Store(share + c, count);
+    }
+  }
+  for (int64_t i = c; i < depth; ++i) {
+    Acc m = -static_cast<Acc>(INFINITY);
+    Acc nan = m;
+    for (const TieStep<T, Acc>& s : steps) {
+      const Acc v = ToAccumulator(s.row[i]) * s.w - shift;
+      m = v > m ? v : m;
+      nan = v != v ? v : nan;
+    }
+    max[i] = nan != nan ? nan : m;
+    Acc count = Acc(0);
+    for (const TieStep<T, Acc>& s : steps) {
+      count += ToAccumulator(s.row[i]) * s.w - shift == max[i] ? Acc(1) : Acc(0);
+    }
+    share[i] = count;
+  }
+  for (int64_t i = 0; i < depth; ++i) share[i] = max[i] != max[i] ? max[i] : Acc(1) / share[i];
+}
+
+// g = d out / d x_s times grad for one step of a max row: grad at the columns
+// whose single argmax step it is (at[i] == t); with ties, share * grad at the
+// re-read columns (at[i] < 0) where the step equals the max or the max is NaN.
+template <typename T, typename Acc>
+void GradientRowOfMax(const TieStep<T, Acc>& s, Acc shift, const Acc* at, const Acc* max,
+                      const Acc* share, const Acc* grad, int64_t depth, bool any_tie, Acc* g) {
+  const Acc step = static_cast<Acc>(s.t);
+  int64_t c = 0;
+  if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+    using L = Lanes<T>;
+    using V = typename L::V;
+    const V step_v = L::Set(step);
+    const V shift_v = L::Set(shift);
+    const V w_v = L::Set(s.w);
+    const V zero = L::Set(Acc(0));
+    for (; c + L::kSize <= depth; c += L::kSize) {
+      const V at_v = L::Load(at + c);
+      const V grad_v = L::Load(grad + c);
+      V out = L::And(L::Eq(at_v, step_v), grad_v);
+      if (any_tie) {
+        const V m = L::Load(max + c);
+        const V v = L::Sub(L::Mul(L::Load(s.row + c), w_v), shift_v);
+        const V hit = L::And(L::Lt(at_v, zero), L::Or(L::IsNan(m), L::Eq(v, m)));
+        out = L::Or(out, L::And(hit, L::Mul(L::Load(share + c), grad_v)));
+      }
+      L::Store(g + c, out);
+    }
+  }
+  for (int64_t i = c; i < depth; ++i) {
+    g[i] = at[i] == step ? grad[i] : Acc(0);
+    if (any_tie && at[i] < Acc(0)) {
+      const bool hit =
+          max[i] != max[i] || ToAccumulator(s.row[i]) * s.w - shift == max[i];
+      g[i] = hit ? share[i] * grad[i] : Acc(0);
+    }
+  }
+}
+
 // The gradient rows of one batch row (all its columns).
 template <typename T, typename Index, typename Id>
 void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
                  const T* weights, const int32_t* argmax, const T* grad_output, int64_t b,
                  int64_t k, T* grad_table_values, Id* grad_table_indices, T* grad_weights,
                  bool stream, std::vector<typename AccumulatorOf<T>::Type>* scratch,
+                 std::vector<TieStep<T, typename AccumulatorOf<T>::Type>>* tie_steps,
                  BadIdReport* bad) {
   using Acc = typename AccumulatorOf<T>::Type;
   const EmbeddingRowPlan<Id> row = PlanEmbeddingRow(rows, b);
@@ -476,36 +575,6 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
     any_tie |= !indexed;
     grad_acc[i] = ToAccumulator(grad_row[i]);
   }
-  auto value = [&](const T* x, int64_t t, int64_t i) {
-    const Acc v = x == nullptr ? Acc(0) : ToAccumulator(x[i]);
-    return v * StepWeight(weights, begin + t) - scope.shift;
-  };
-  if (any_tie) {
-    Acc* nan = g;  // g is free until the write pass.
-    for (int64_t i = 0; i < depth; ++i) {
-      max[i] = nan[i] = -static_cast<Acc>(INFINITY);
-      share[i] = Acc(0);  // Counts the ties first.
-    }
-    for (int64_t t = 0; t < end; ++t) {
-      if (!StepIsPooled(row, mode, t)) continue;
-      const T* x = table_row(t);
-      for (int64_t i = 0; i < depth; ++i) {
-        const Acc v = value(x, t, i);
-        max[i] = v > max[i] ? v : max[i];
-        nan[i] = v != v ? v : nan[i];
-      }
-    }
-    for (int64_t i = 0; i < depth; ++i) max[i] = nan[i] != nan[i] ? nan[i] : max[i];
-    for (int64_t t = 0; t < end; ++t) {
-      if (!StepIsPooled(row, mode, t)) continue;
-      const T* x = table_row(t);
-      for (int64_t i = 0; i < depth; ++i) share[i] += value(x, t, i) == max[i] ? Acc(1) : Acc(0);
-    }
-    // A NaN max ties no step: TF's 0 / 0 * grad, NaN at every competing step.
-    for (int64_t i = 0; i < depth; ++i) {
-      share[i] = max[i] != max[i] ? max[i] : Acc(1) / share[i];
-    }
-  }
   const bool need_row = any_tie || grad_weights != nullptr;
   if (!need_row) {
     // The common case: every column's max is one step, no weights' gradient.
@@ -519,19 +588,21 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
     }
     return;
   }
+  // The pooled steps' table rows (a row of zeros for a bad id, already
+  // reported) and weights.
+  static thread_local std::vector<T> zero_row;
+  if (static_cast<int64_t>(zero_row.size()) < depth) zero_row.assign(depth, T{});
+  std::vector<TieStep<T, Acc>>& steps = *tie_steps;
+  steps.clear();
   for (int64_t t = 0; t < end; ++t) {
     if (!StepIsPooled(row, mode, t)) continue;
     const T* x = table_row(t);
-    const Acc step = static_cast<Acc>(t);
-    for (int64_t i = 0; i < depth; ++i) g[i] = at[i] == step ? grad_acc[i] : Acc(0);
-    if (any_tie) {
-      for (int64_t i = 0; i < depth; ++i) {
-        if (at[i] >= Acc(0)) continue;
-        const bool nan_max = max[i] != max[i];
-        g[i] = (nan_max || value(x, t, i) == max[i]) ? share[i] * grad_acc[i] : Acc(0);
-      }
-    }
-    emit(t, x);
+    steps.push_back({t, x != nullptr ? x : zero_row.data(), StepWeight(weights, begin + t)});
+  }
+  if (any_tie) ColumnMaxAndShares<T, Acc>(steps, scope.shift, depth, max, share);
+  for (const TieStep<T, Acc>& s : steps) {
+    GradientRowOfMax<T, Acc>(s, scope.shift, at, max, share, grad_acc, depth, any_tie, g);
+    emit(s.t, s.row);
   }
 }
 
@@ -604,9 +675,11 @@ Status EmbeddingPoolBackwardCpu(const EmbeddingRows<Index, Id>& rows, PoolMode m
   BadIdReport bad;
   parallel_for(batch, steps_per_row * (depth + 8), [&](int64_t begin, int64_t end) {
     std::vector<typename AccumulatorOf<T>::Type> scratch;
+    std::vector<TieStep<T, typename AccumulatorOf<T>::Type>> tie_steps;
     for (int64_t b = begin; b < end; ++b) {
       BackwardRow(rows, mode, table, weights, argmax, grad_output, b, offsets[b],
-                  grad_table_values, grad_table_indices, grad_weights, stream, &scratch, &bad);
+                  grad_table_values, grad_table_indices, grad_weights, stream, &scratch,
+                  &tie_steps, &bad);
     }
     if (stream) FinishStores();
   });
