@@ -90,8 +90,10 @@ def cmd_info(_: argparse.Namespace) -> int:
     print(f"GPUs visible to TF:   {len(tf.config.list_physical_devices('GPU'))}")
     print(f"Op library:           {_loader.library_path()}")
     print("Ops (kernels):")
-    for name, devices in registered_ops().items():
-        print(f"  {name:34s} {', '.join(devices)}")
+    ops = registered_ops()
+    width = max((len(name) for name in ops), default=0)
+    for name, devices in ops.items():
+        print(f"  {name:{width}s} {', '.join(devices)}")
     return 0
 
 
