@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from .. import _implementation, _loader
 from .attention import PADDING_LOGIT, softmax_last_axis
-from .pooling import mask_lengths
+from .pooling import check_mask, mask_lengths
 
 FUSED_ACTIVATIONS = ("sigmoid", "relu", "tanh", "linear")
 _OP_DTYPES = (tf.float32, tf.float64)
@@ -127,11 +127,7 @@ def attention_pool(query, keys, kernels: Sequence, biases: Sequence, lengths=Non
         kernels, biases = _check_weights(kernels, biases, embedding, query.dtype)
         fused = fused_activation_name(activation) if not isinstance(activation, list) else None
         if mask is not None:
-            mask = tf.convert_to_tensor(mask)
-            if mask.dtype != tf.bool:
-                mask = tf.cast(mask, tf.bool)
-            if mask.shape.rank is not None and mask.shape.rank != 2:
-                raise ValueError(f"mask must have shape [batch, T], got {mask.shape}")
+            mask = check_mask(mask)
         else:
             lengths = tf.convert_to_tensor(lengths)
             if lengths.shape.rank not in (None, 1, 2) or (

@@ -43,6 +43,7 @@ from .pooling import (
     _dense_pool_twin,
     _flat_lengths,
     _ragged_pool_twin,
+    check_mask,
     check_mode,
     mask_lengths,
 )
@@ -216,11 +217,7 @@ def _dense_call(table, ids, lengths, mask, weights, mode, mask_zero, weight_norm
         raw_lengths = _flat_lengths(tf.convert_to_tensor(lengths))
         int_lengths = mask_lengths(raw_lengths)
     if mask is not None:
-        mask = tf.convert_to_tensor(mask)
-        if mask.dtype != tf.bool:
-            mask = tf.cast(mask, tf.bool)
-        if mask.shape.rank is not None and mask.shape.rank != 2:
-            raise ValueError(f"mask must have shape [batch, time], got {mask.shape}")
+        mask = check_mask(mask)
     acc = _accumulator(table.dtype)
     valid = None
     step_weights = None

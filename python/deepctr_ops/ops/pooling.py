@@ -70,6 +70,16 @@ def _divide_mean(pooled: tf.Tensor, divisor_base: tf.Tensor, acc: tf.DType) -> t
     return pooled / divisor[:, tf.newaxis, tf.newaxis]
 
 
+def check_mask(mask) -> tf.Tensor:
+    """A Keras-style [batch, time] mask as bool (other dtypes are cast)."""
+    mask = tf.convert_to_tensor(mask)
+    if mask.dtype != tf.bool:
+        mask = tf.cast(mask, tf.bool)
+    if mask.shape.rank is not None and mask.shape.rank != 2:
+        raise ValueError(f"mask must have shape [batch, time], got {mask.shape}")
+    return mask
+
+
 def mask_lengths(lengths: tf.Tensor) -> tf.Tensor:
     """Integer lengths as tf.sequence_mask sees them (floats truncate to int32)."""
     lengths = tf.convert_to_tensor(lengths)
@@ -243,11 +253,7 @@ def masked_sequence_pool(values, mask, mode: str = "mean", name: str | None = No
     check_mode(mode)
     with tf.name_scope(name or "masked_sequence_pool"):
         values = _check_values(values, 3)
-        mask = tf.convert_to_tensor(mask)
-        if mask.dtype != tf.bool:
-            mask = tf.cast(mask, tf.bool)
-        if mask.shape.rank is not None and mask.shape.rank != 2:
-            raise ValueError(f"mask must have shape [batch, time], got {mask.shape}")
+        mask = check_mask(mask)
         if _implementation.use_custom_op():
             return _gen().DeepCTR_MaskedSequencePool(values=values, mask=mask, mode=mode).pooled
         count = tf.reduce_sum(tf.cast(mask, tf.float64), axis=1)
