@@ -53,6 +53,22 @@ inline bool ParseDevice(const std::string& device) {
   return device == "gpu";
 }
 
+// Kernels that also run their CUDA code on the host ("emulated").
+enum class Device { kCpu, kGpu, kEmulated };
+
+inline Device ParseEmulatedDevice(const std::string& device) {
+  if (device == "cpu") return Device::kCpu;
+  if (device == "emulated") return Device::kEmulated;
+  if (device != "gpu") {
+    throw pybind11::value_error("device must be 'cpu', 'gpu' or 'emulated', got '" + device +
+                                "'");
+  }
+#if !DEEPCTR_OPS_WITH_CUDA
+  throw pybind11::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
+#endif
+  return Device::kGpu;
+}
+
 inline std::string DtypeName(const pybind11::array& a) {
   return pybind11::str(a.dtype().attr("name")).cast<std::string>();
 }

@@ -47,20 +47,6 @@ void Expect(const py::array& a, std::vector<int64_t> shape, const std::string& n
   }
 }
 
-enum class Device { kCpu, kGpu, kEmulated };
-
-Device ParseGruDevice(const std::string& device) {
-  if (device == "cpu") return Device::kCpu;
-  if (device == "emulated") return Device::kEmulated;
-  if (device != "gpu") {
-    throw py::value_error("device must be 'cpu', 'gpu' or 'emulated', got '" + device + "'");
-  }
-#if !DEEPCTR_OPS_WITH_CUDA
-  throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
-#endif
-  return Device::kGpu;
-}
-
 struct Inputs {
   GruShape shape;
   Device device = Device::kCpu;
@@ -221,7 +207,7 @@ py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::o
     throw py::value_error("cell must be GRU, AIGRU, AGRU or AUGRU, got '" + cell + "'");
   }
   in.shape.reverse = reverse;
-  in.device = ParseGruDevice(device);
+  in.device = ParseEmulatedDevice(device);
   in.threads = threads;
   in.repeats = repeats;
   if (grad_outputs.is_none() != grad_final.is_none()) {

@@ -36,20 +36,6 @@ using kernels::PoolMode;
 using kernels::PoolRows;
 using kernels::RowLayout;
 
-enum class Device { kCpu, kGpu, kEmulated };
-
-Device ParseEmbeddingDevice(const std::string& device) {
-  if (device == "cpu") return Device::kCpu;
-  if (device == "emulated") return Device::kEmulated;
-  if (device != "gpu") {
-    throw py::value_error("device must be 'cpu', 'gpu' or 'emulated', got '" + device + "'");
-  }
-#if !DEEPCTR_OPS_WITH_CUDA
-  throw py::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
-#endif
-  return Device::kGpu;
-}
-
 RowLayout ParseRowLayout(const std::string& layout) {
   if (layout == "lengths") return RowLayout::kLengths;
   if (layout == "mask") return RowLayout::kMask;
@@ -319,7 +305,7 @@ Request MakeRequest(const py::object& table, const py::object& ids, const py::ob
   Request req;
   req.layout = ParseRowLayout(layout);
   ThrowIfError(kernels::ParsePoolMode(mode.c_str(), &req.mode));
-  req.device = ParseEmbeddingDevice(device);
+  req.device = ParseEmulatedDevice(device);
   req.mask_zero = mask_zero;
   req.threads = threads;
   req.repeats = repeats;
