@@ -36,6 +36,7 @@ using pool_cpu::BlocksPerRow;
 using pool_cpu::DispatchWidth;
 using pool_cpu::FinishStores;
 using pool_cpu::kStreamingStoreBytes;
+using pool_cpu::MaxIndexableSteps;
 using pool_cpu::kDepthBlock;
 using pool_cpu::PrefetchLines;
 using pool_cpu::Unit;
@@ -206,14 +207,6 @@ void PoolSum(const StepSpan<T>& steps, const T* weights, int64_t row_begin,
     }
   }
   for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
-}
-
-// Steps of a row up to this index are counted exactly in Acc, which keeps the
-// argmax loops in one vector register type (see sequence_pool.cc's
-// MaxIndexableSteps); longer rows report every column as tied.
-template <typename Acc>
-constexpr int64_t MaxIndexableSteps() {
-  return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
 }
 
 // PoolMax's scalar columns [col, col + count) (16-bit types, tails).

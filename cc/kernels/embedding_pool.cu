@@ -98,22 +98,13 @@ __global__ void BackwardKernel(BackwardArgs<T, Index, Id> args, bool cache) {
   }
 }
 
-template <typename Index, typename Id>
-Status CheckSizes(const EmbeddingRows<Index, Id>& rows) {
-  const PoolRows<Index>& r = rows.rows;
-  if (r.batch < 0 || r.max_time < 0 || r.depth < 0 || r.num_steps < 0 || rows.vocab < 0) {
-    return Status::InvalidArgument("embedding pooling sizes must be non-negative");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 template <typename T, typename Index, typename Id>
 Status LaunchEmbeddingPoolForward(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                                   const T* table, const T* weights, T* output,
                                   int32_t* argmax, void* stream) {
-  Status status = CheckSizes(rows);
+  Status status = CheckEmbeddingSizes(rows);
   const int64_t total = rows.rows.batch * rows.rows.depth;
   if (!status.ok() || total == 0) return status;
   ForwardKernel<T, Index, Id><<<BlocksFor(total, kThreadsPerBlock), kThreadsPerBlock, 0,
@@ -125,7 +116,7 @@ Status LaunchEmbeddingPoolForward(const EmbeddingRows<Index, Id>& rows, PoolMode
 template <typename Index, typename Id>
 Status LaunchEmbeddingPoolGradRows(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                                    int64_t* offsets, void* stream) {
-  Status status = CheckSizes(rows);
+  Status status = CheckEmbeddingSizes(rows);
   if (!status.ok()) return status;
   cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
   const int64_t batch = rows.rows.batch;
@@ -147,7 +138,7 @@ Status LaunchEmbeddingPoolBackward(const EmbeddingRows<Index, Id>& rows, PoolMod
                                    T* grad_table_values, Id* grad_table_indices,
                                    T* grad_weights, void* stream) {
   using Acc = typename AccumulatorOf<T>::Type;
-  Status status = CheckSizes(rows);
+  Status status = CheckEmbeddingSizes(rows);
   if (!status.ok()) return status;
   cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
   const int64_t batch = rows.rows.batch;

@@ -20,22 +20,13 @@ void Phase(int threads, F f) {
   for (int tid = 0; tid < threads; ++tid) f(tid);
 }
 
-template <typename Index, typename Id>
-Status CheckSizes(const EmbeddingRows<Index, Id>& rows) {
-  const PoolRows<Index>& r = rows.rows;
-  if (r.batch < 0 || r.max_time < 0 || r.depth < 0 || r.num_steps < 0 || rows.vocab < 0) {
-    return Status::InvalidArgument("embedding pooling sizes must be non-negative");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 template <typename T, typename Index, typename Id>
 Status EmbeddingPoolForwardEmulated(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                                     const T* table, const T* weights, T* output,
                                     int32_t* argmax) {
-  Status status = CheckSizes(rows);
+  Status status = CheckEmbeddingSizes(rows);
   if (!status.ok()) return status;
   // Threads are independent: any order is the kernel's.
   const int64_t total = rows.rows.batch * rows.rows.depth;
@@ -49,7 +40,7 @@ Status EmbeddingPoolForwardEmulated(const EmbeddingRows<Index, Id>& rows, PoolMo
 template <typename Index, typename Id>
 Status EmbeddingPoolGradRowsEmulated(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                                      int64_t* offsets, int threads) {
-  Status status = CheckSizes(rows);
+  Status status = CheckEmbeddingSizes(rows);
   if (!status.ok()) return status;
   if (threads < 1) return Status::InvalidArgument("threads must be >= 1");
   for (int64_t b = 0; b < rows.rows.batch; ++b) {
@@ -73,7 +64,7 @@ Status EmbeddingPoolBackwardEmulated(const EmbeddingRows<Index, Id>& rows, PoolM
                                      T* grad_table_values, Id* grad_table_indices,
                                      T* grad_weights, int threads, bool cache_columns) {
   using Acc = typename AccumulatorOf<T>::Type;
-  Status status = CheckSizes(rows);
+  Status status = CheckEmbeddingSizes(rows);
   if (!status.ok()) return status;
   if (threads < 1 || (threads & (threads - 1)) != 0) {
     return Status::InvalidArgument("threads must be a power of two");

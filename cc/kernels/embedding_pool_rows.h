@@ -71,6 +71,17 @@ DCTR_HOST_DEVICE inline int64_t PooledStepEnd(const EmbeddingRowPlan<Id>& row, P
   return row.plan.mask != nullptr ? row.plan.extent : row.plan.valid_end;
 }
 
+// The size checks the CUDA launchers and their host emulation make (the CPU
+// also validates ragged splits, which it can read).
+template <typename Index, typename Id>
+Status CheckEmbeddingSizes(const EmbeddingRows<Index, Id>& rows) {
+  const PoolRows<Index>& r = rows.rows;
+  if (r.batch < 0 || r.max_time < 0 || r.depth < 0 || r.num_steps < 0 || rows.vocab < 0) {
+    return Status::InvalidArgument("embedding pooling sizes must be non-negative");
+  }
+  return Status::Ok();
+}
+
 template <typename Id>
 DCTR_HOST_DEVICE inline bool IdInRange(Id id, int64_t vocab) {
   return id >= Id(0) && static_cast<int64_t>(id) < vocab;

@@ -29,6 +29,7 @@ using pool_cpu::BlocksPerRow;
 using pool_cpu::DispatchWidth;
 using pool_cpu::FinishStores;
 using pool_cpu::kStreamingStoreBytes;
+using pool_cpu::MaxIndexableSteps;
 using pool_cpu::kDepthBlock;
 using pool_cpu::NoPrefetch;
 using pool_cpu::StepPrefetcher;
@@ -96,15 +97,6 @@ void MaxSteps(const RowPlan& plan, const MaxScope<Acc>& scope, const T* base,
     }
   });
   for (int64_t i = 0; i < n; ++i) max[i] = nan[i] != nan[i] ? nan[i] : m[i];
-}
-
-// The max backward compares argmax with the step in the accumulation type, so
-// that its vectorized loop stays in one register type (the build targets AVX,
-// which has no 256-bit integer compares). Rows longer than that type counts
-// exactly ignore argmax and re-read the values, as for kArgmaxTied.
-template <typename Acc>
-constexpr int64_t MaxIndexableSteps() {
-  return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
 }
 
 // A step tag K > every step of the row: the vector argmax pass adds K + t + 1

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #if defined(__AVX__)
@@ -59,6 +60,15 @@ void DispatchWidth(int64_t cols, Fn fn) {
 // the read-for-ownership of every line. Smaller ones stay in cache for the
 // op that consumes them next.
 constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
+
+// The max backward compares argmax with the step in the accumulation type, so
+// that its vectorized loop stays in one register type (the build targets AVX,
+// which has no 256-bit integer compares). Rows longer than that type counts
+// exactly ignore argmax and re-read the values, as for kArgmaxTied.
+template <typename Acc>
+constexpr int64_t MaxIndexableSteps() {
+  return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
+}
 
 // Orders the streaming stores before the op reports completion.
 inline void FinishStores() {
