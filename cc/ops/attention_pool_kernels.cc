@@ -67,13 +67,8 @@ absl::Status Describe(const Tensor& query, const Tensor& keys, const Tensor& row
     }
     rows->mask = row_info.flat<bool>().data();
   } else {
-    const bool vector = row_info.dims() == 1;
-    const bool column = row_info.dims() == 2 && row_info.dim_size(1) == 1;
-    if ((!vector && !column) || row_info.dim_size(0) != rows->batch) {
-      return Invalid("lengths must have shape [batch] or [batch, 1] with batch = " +
-                     std::to_string(rows->batch) + " (keys.shape[0]), got " +
-                     row_info.shape().DebugString());
-    }
+    const absl::Status lengths = CheckLengthsShape(row_info, rows->batch, "keys");
+    if (!lengths.ok()) return lengths;
     rows->lengths = row_info.flat<Index>().data();
   }
   const int n = kernels.size();

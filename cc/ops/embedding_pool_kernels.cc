@@ -77,13 +77,8 @@ absl::Status DescribeRows(RowLayout layout, const Tensor& table, const Tensor& i
     rows->rows.mask = row_info.flat<bool>().data();
     return absl::OkStatus();
   }
-  const bool vector = row_info.dims() == 1;
-  const bool column = row_info.dims() == 2 && row_info.dim_size(1) == 1;
-  if ((!vector && !column) || row_info.dim_size(0) != rows->rows.batch) {
-    return absl::InvalidArgumentError(
-        "lengths must have shape [batch] or [batch, 1] with batch = " +
-        std::to_string(rows->rows.batch) + " (ids.shape[0]), got " + ShapeText(row_info));
-  }
+  const absl::Status lengths = CheckLengthsShape(row_info, rows->rows.batch, "ids");
+  if (!lengths.ok()) return lengths;
   rows->rows.lengths = row_info.flat<Index>().data();
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "cc/kernels/float_types.h"
@@ -16,6 +17,7 @@
 #include "tensorflow/core/framework/bfloat16.h"
 #include "tensorflow/core/framework/numeric_types.h"
 #include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
 
 namespace deepctr_ops {
 
@@ -56,6 +58,20 @@ inline kernels::ParallelFor CpuParallelFor(tensorflow::OpKernelContext* ctx) {
                                block_size),
         fn);
   };
+}
+
+// lengths must be [batch] or [batch, 1]; `batch_source` names where batch
+// comes from ("values", "keys", "ids").
+inline absl::Status CheckLengthsShape(const tensorflow::Tensor& lengths, int64_t batch,
+                                      const std::string& batch_source) {
+  const bool vector = lengths.dims() == 1;
+  const bool column = lengths.dims() == 2 && lengths.dim_size(1) == 1;
+  if ((!vector && !column) || lengths.dim_size(0) != batch) {
+    return absl::InvalidArgumentError(
+        "lengths must have shape [batch] or [batch, 1] with batch = " + std::to_string(batch) +
+        " (" + batch_source + ".shape[0]), got " + lengths.shape().DebugString());
+  }
+  return absl::OkStatus();
 }
 
 // TF element type -> the TF-free kernels' element type (same bytes).

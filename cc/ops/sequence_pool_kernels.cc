@@ -67,14 +67,8 @@ absl::Status DescribeRows(RowLayout layout, const Tensor& values,
     rows->mask = row_info.flat<bool>().data();
     return absl::OkStatus();
   }
-  const bool vector = row_info.dims() == 1;
-  const bool column = row_info.dims() == 2 && row_info.dim_size(1) == 1;
-  if ((!vector && !column) || row_info.dim_size(0) != rows->batch) {
-    return absl::InvalidArgumentError(
-        "lengths must have shape [batch] or [batch, 1] with batch = " +
-        std::to_string(rows->batch) + " (values.shape[0]), got " +
-        row_info.shape().DebugString());
-  }
+  const absl::Status lengths = CheckLengthsShape(row_info, rows->batch, "values");
+  if (!lengths.ok()) return lengths;
   rows->lengths = row_info.flat<Index>().data();
   return absl::OkStatus();
 }
