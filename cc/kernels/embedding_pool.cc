@@ -2,9 +2,9 @@
 //
 // Forward work units are (batch row, block of up to kDepthBlock columns), as
 // in sequence_pool.cc. The table rows a unit reads are scattered over the
-// table, so no hardware prefetcher can follow them: each thread collects the
-// row pointers of its next unit and prefetches them all while it pools the
-// current one, keeping many cache misses in flight.
+// table, so no hardware prefetcher can follow them: while a thread pools one
+// unit, it has already asked for every table row of its next one, keeping
+// many cache misses in flight.
 #include "cc/kernels/embedding_pool.h"
 
 #include <algorithm>
@@ -38,7 +38,7 @@ using pool_cpu::FinishStores;
 using pool_cpu::kStreamingStoreBytes;
 using pool_cpu::MaxIndexableSteps;
 using pool_cpu::kDepthBlock;
-using pool_cpu::PrefetchLines;
+using pool_cpu::PrefetchLine;
 using pool_cpu::Unit;
 using pool_cpu::UnitAt;
 using simd::Lanes;
@@ -82,109 +82,85 @@ struct ReadStep {
   const T* row;  // A row of zeros for a bad id (already reported).
 };
 
-// The steps a unit reads: UnitReader::Collect's first count() entries.
+// The table row (from the unit's first column) of step t, or `zeros` for an
+// id outside [0, vocab), which is reported: the op fails, nothing is read out
+// of bounds.
+template <typename T, typename Index, typename Id>
+inline const T* UnitRowOf(const EmbeddingRows<Index, Id>& rows, const EmbeddingRowPlan<Id>& row,
+                          const T* table_cols, int64_t t, const T* zeros, BadIdReport* bad) {
+  const Id id = row.ids[t];
+  if (!IdInRange(id, rows.vocab)) {
+    bad->Report(row.plan.begin + t, static_cast<int64_t>(id));
+    return zeros;
+  }
+  return table_cols + static_cast<int64_t>(id) * rows.rows.depth;
+}
+
+// The steps a unit pools as a list (max walks them twice per column block).
 template <typename T>
 struct StepSpan {
   const ReadStep<T>* data;
   int64_t size;
   const ReadStep<T>* begin() const { return data; }
   const ReadStep<T>* end() const { return data + size; }
-  bool empty() const { return size == 0; }
-  const ReadStep<T>& back() const { return data[size - 1]; }
 };
 
 template <typename T, typename Index, typename Id>
-class UnitReader {
- public:
-  UnitReader(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
-             BadIdReport* bad)
-      : rows_(rows), mode_(mode), table_(table), bad_(bad) {}
-
-  // Lists the steps unit `u` reads (the pooled steps of its row) into `out`.
-  void Collect(const Unit& u, EmbeddingRowPlan<Id>* row, std::vector<ReadStep<T>>* out) {
-    *row = PlanEmbeddingRow(rows_, u.batch_row);
-    const int64_t end = PooledStepEnd(*row, mode_);
-    if (static_cast<int64_t>(out->size()) < end) out->resize(end);
-    ReadStep<T>* next = out->data();
-    for (int64_t t = 0; t < end; ++t) {
-      if (!StepIsPooled(*row, mode_, t)) continue;
-      const Id id = row->ids[t];
-      if (!IdInRange(id, rows_.vocab)) {
-        bad_->Report(row->plan.begin + t, static_cast<int64_t>(id));
-        *next++ = {t, zeros_};  // Never read out of bounds; the op fails.
-        continue;
-      }
-      *next++ = {t, table_ + static_cast<int64_t>(id) * rows_.rows.depth + u.col_begin};
+StepSpan<T> CollectSteps(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
+                         const EmbeddingRowPlan<Id>& row, const T* table_cols, const T* zeros,
+                         BadIdReport* bad, std::vector<ReadStep<T>>* out) {
+  out->clear();
+  const int64_t end = PooledStepEnd(row, mode);
+  for (int64_t t = 0; t < end; ++t) {
+    if (StepIsPooled(row, mode, t)) {
+      out->push_back({t, UnitRowOf(rows, row, table_cols, t, zeros, bad)});
     }
-    count_ = next - out->data();
   }
-  int64_t count() const { return count_; }
+  return {out->data(), static_cast<int64_t>(out->size())};
+}
 
- private:
-  const EmbeddingRows<Index, Id>& rows_;
-  const PoolMode mode_;
-  const T* const table_;
-  BadIdReport* const bad_;
-  const T zeros_[kDepthBlock] = {};
-  int64_t count_ = 0;
-};
+// Asks for kLines cache lines (lines > 0: that many, at run time) from the
+// one holding each table row unit u will read.
+template <int kLines, typename T, typename Index, typename Id>
+void PrefetchUnitRowLines(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
+                          const EmbeddingRowPlan<Id>& row, const T* table_cols, int64_t lines) {
+  const int64_t end = PooledStepEnd(row, mode);
+  for (int64_t t = 0; t < end; ++t) {
+    if (!StepIsPooled(row, mode, t)) continue;
+    const Id id = row.ids[t];
+    if (!IdInRange(id, rows.vocab)) continue;
+    const uintptr_t first =
+        reinterpret_cast<uintptr_t>(table_cols + static_cast<int64_t>(id) * rows.rows.depth) &
+        ~uintptr_t{63};
+    const int64_t n = kLines > 0 ? kLines : lines;
+    for (int64_t l = 0; l < n; ++l) PrefetchLine(reinterpret_cast<const void*>(first + 64 * l));
+  }
+}
 
-// Walks the steps the forward will pool, kLeadSteps ahead of it and across
-// units, prefetching each one's table row. Step granularity matters: whole
-// units prefetched one unit ahead ran ~40% slower (B4096 T50 E64, one thread:
-// 1.84 vs 1.3 ms), a lead of 16-64 steps being about equally good.
+// Asks for every table row unit u will read. Issued a whole unit ahead of
+// the pooling: on a 2-core EPYC VM (B4096 T50 E64, one thread) the sum
+// forward ran in 0.9 ms so, against 2.5 ms for a prefetch kept 24 steps
+// ahead, whose per-step bookkeeping cost more than it hid. The line count is
+// a compile-time constant for rows that start on a line: with a run-time
+// count the same walk ran 2x slower (its loop exits mispredicted between
+// prefetches that wait for free miss buffers).
 template <typename T, typename Index, typename Id>
-class RowPrefetcher {
- public:
-  static constexpr int kLeadSteps = 24;
-
-  RowPrefetcher(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
-                int64_t unit, int64_t unit_end)
-      : rows_(rows), mode_(mode), table_(table), unit_(unit), unit_end_(unit_end) {
-    if (unit_ >= unit_end_) return;
-    EnterUnit();
-    for (int i = 0; i < kLeadSteps; ++i) Step();
+void PrefetchUnitRows(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
+                      const Unit& u) {
+  const EmbeddingRowPlan<Id> row = PlanEmbeddingRow(rows, u.batch_row);
+  const T* table_cols = table + u.col_begin;
+  const int64_t bytes = u.cols * static_cast<int64_t>(sizeof(T));
+  const bool rows_on_lines = reinterpret_cast<uintptr_t>(table_cols) % 64 == 0 &&
+                             rows.rows.depth * static_cast<int64_t>(sizeof(T)) % 64 == 0;
+  // A row that may straddle lines touches at most one line more.
+  const int64_t lines = (bytes + 63) / 64 + (rows_on_lines ? 0 : 1);
+  switch (rows_on_lines ? lines : 0) {
+    case 1: PrefetchUnitRowLines<1>(rows, mode, row, table_cols, lines); break;
+    case 2: PrefetchUnitRowLines<2>(rows, mode, row, table_cols, lines); break;
+    case 4: PrefetchUnitRowLines<4>(rows, mode, row, table_cols, lines); break;
+    default: PrefetchUnitRowLines<0>(rows, mode, row, table_cols, lines); break;
   }
-
-  // Called once per step the forward pools: prefetches one more step ahead.
-  inline void Step() {
-    while (unit_ < unit_end_) {
-      while (step_ < end_) {
-        const int64_t t = step_++;
-        if (!StepIsPooled(row_, mode_, t)) continue;
-        const Id id = row_.ids[t];
-        if (IdInRange(id, rows_.vocab)) {
-          PrefetchLines(table_ + static_cast<int64_t>(id) * rows_.rows.depth + col_begin_,
-                        cols_);
-        }
-        return;
-      }
-      if (++unit_ == unit_end_) return;
-      EnterUnit();
-    }
-  }
-
- private:
-  void EnterUnit() {
-    const Unit u = UnitAt(unit_, rows_.rows.depth);
-    row_ = PlanEmbeddingRow(rows_, u.batch_row);
-    step_ = 0;
-    end_ = PooledStepEnd(row_, mode_);
-    col_begin_ = u.col_begin;
-    cols_ = u.cols;
-  }
-
-  const EmbeddingRows<Index, Id>& rows_;
-  const PoolMode mode_;
-  const T* const table_;
-  int64_t unit_;
-  const int64_t unit_end_;
-  EmbeddingRowPlan<Id> row_;
-  int64_t step_ = 0;
-  int64_t end_ = 0;
-  int64_t col_begin_ = 0;
-  int64_t cols_ = 0;
-};
+}
 
 template <typename T>
 typename AccumulatorOf<T>::Type StepWeight(const T* weights, int64_t step) {
@@ -192,21 +168,63 @@ typename AccumulatorOf<T>::Type StepWeight(const T* weights, int64_t step) {
   return weights != nullptr ? ToAccumulator(weights[step]) : Acc(1);
 }
 
-template <int64_t kWidth, typename T, typename Acc>
-void PoolSum(const StepSpan<T>& steps, const T* weights, int64_t row_begin,
-             int64_t cols, Acc* out) {
-  const int64_t n = kWidth > 0 ? kWidth : cols;
-  Acc acc[kDepthBlock];
-  for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
-  for (const ReadStep<T>& s : steps) {
-    if (weights == nullptr) {
-      for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(s.row[i]);
-    } else {
-      const Acc w = ToAccumulator(weights[row_begin + s.t]);
-      for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(s.row[i]) * w;
+// Sum (times the weights) over the pooled steps of `row`, read straight from
+// the ids. A known width sums in vector registers: GCC turned the plain
+// `acc[i] += x[i]` loop into scalar adds two steps at a time, and an iterator
+// over the steps kept the accumulators in memory; either ran this forward
+// 2-3x slower than the loads alone.
+template <int64_t kWidth, typename T, typename Acc, typename Index, typename Id>
+void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const EmbeddingRowPlan<Id>& row,
+             const T* table_cols, const T* weights, int64_t cols, const T* zeros,
+             BadIdReport* bad, Acc* out) {
+  const int64_t end = PooledStepEnd(row, mode);
+  const int64_t depth = rows.rows.depth;
+  const int64_t vocab = rows.vocab;
+  const Id* const ids = row.ids;
+  const T* const step_weights = weights != nullptr ? weights + row.plan.begin : nullptr;
+  auto table_row = [&](int64_t t) -> const T* {
+    const Id id = ids[t];
+    if (!IdInRange(id, vocab)) {
+      bad->Report(row.plan.begin + t, static_cast<int64_t>(id));
+      return zeros;
     }
+    return table_cols + static_cast<int64_t>(id) * depth;
+  };
+  if constexpr (kWidth > 0 && Lanes<T>::kSize > 0 && std::is_same_v<T, Acc> &&
+                kWidth % Lanes<T>::kSize == 0) {
+    using L = Lanes<T>;
+    constexpr int64_t kVectors = kWidth / L::kSize;
+    typename L::V acc[kVectors];
+    for (int64_t j = 0; j < kVectors; ++j) acc[j] = L::Set(Acc(0));
+    for (int64_t t = 0; t < end; ++t) {
+      if (!StepIsPooled(row, mode, t)) continue;
+      const T* x = table_row(t);
+      if (step_weights == nullptr) {
+        for (int64_t j = 0; j < kVectors; ++j) acc[j] = L::Add(acc[j], L::Load(x + j * L::kSize));
+      } else {
+        const typename L::V w = L::Set(step_weights[t]);
+        for (int64_t j = 0; j < kVectors; ++j) {
+          acc[j] = L::Add(acc[j], L::Mul(L::Load(x + j * L::kSize), w));
+        }
+      }
+    }
+    for (int64_t j = 0; j < kVectors; ++j) L::Store(out + j * L::kSize, acc[j]);
+  } else {
+    const int64_t n = kWidth > 0 ? kWidth : cols;
+    Acc acc[kDepthBlock];
+    for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
+    for (int64_t t = 0; t < end; ++t) {
+      if (!StepIsPooled(row, mode, t)) continue;
+      const T* x = table_row(t);
+      const Acc w = step_weights != nullptr ? ToAccumulator(step_weights[t]) : Acc(1);
+      if (step_weights == nullptr) {
+        for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]);
+      } else {
+        for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]) * w;
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
   }
-  for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
 }
 
 // PoolMax's scalar columns [col, col + count) (16-bit types, tails).
@@ -246,53 +264,79 @@ void MaxColumnsScalar(const StepSpan<T>& steps, const T* weights,
   }
 }
 
+// Max over the steps of the lanes [col, col + kSize) (x * w shifted by
+// `shift`, NaN-propagating: the last NaN wins) and argmax (sequence_pool.h's
+// codes). x * 1 == x exactly, so unweighted steps multiply by 1 and every loop
+// stays branch-free. kPlain: no weights and no shift, so x is compared as read
+// and NaNs are only flagged (the caller redoes a flagged block in full).
+// Returns whether some lane met a NaN.
+template <bool kPlain, typename T, typename Acc>
+bool MaxLanes(const StepSpan<T>& steps, const T* weights, int64_t row_begin, Acc shift,
+              int64_t col, bool indexable, Acc* max, int32_t* argmax) {
+  using L = Lanes<T>;
+  using V = typename L::V;
+  auto value = [&](const ReadStep<T>& s) {
+    const V x = L::Load(s.row + col);
+    if constexpr (kPlain) {
+      return x;
+    } else {
+      return L::Sub(L::Mul(x, L::Set(StepWeight(weights, row_begin + s.t))), L::Set(shift));
+    }
+  };
+  V m = L::Set(-static_cast<Acc>(INFINITY));
+  V nan = m;
+  V any_nan = L::Set(Acc(0));
+  for (const ReadStep<T>& s : steps) {
+    const V v = value(s);
+    m = L::Max(v, m);
+    const V is_nan = L::IsNan(v);
+    if constexpr (!kPlain) nan = L::Select(is_nan, v, nan);
+    any_nan = L::Or(any_nan, is_nan);
+  }
+  Acc flags[L::kSize];
+  L::Store(flags, any_nan);
+  bool met_nan = false;
+  for (int64_t j = 0; j < L::kSize; ++j) met_nan |= flags[j] != Acc(0);
+  if (kPlain && met_nan) return true;
+  m = L::Select(any_nan, nan, m);
+  L::Store(max + col, m);
+  if (argmax == nullptr || !indexable) return met_nan;
+  V hits = L::Set(Acc(0));
+  V last = hits;
+  const V one = L::Set(Acc(1));
+  for (const ReadStep<T>& s : steps) {
+    const V hit = L::Eq(value(s), m);
+    hits = L::Add(hits, L::And(hit, one));
+    last = L::Select(hit, L::Set(static_cast<Acc>(s.t)), last);
+  }
+  Acc hit_count[L::kSize];
+  Acc last_step[L::kSize];
+  L::Store(hit_count, hits);
+  L::Store(last_step, last);
+  for (int64_t j = 0; j < L::kSize; ++j) {
+    argmax[col + j] = hit_count[j] == Acc(1) ? static_cast<int32_t>(last_step[j]) : kArgmaxTied;
+  }
+  return met_nan;
+}
+
 // Max over the steps (x * w shifted by scope.shift), NaN-propagating, and
-// argmax (sequence_pool.h's codes). x * 1 == x exactly, so unweighted steps
-// multiply by 1 and every loop stays branch-free.
+// argmax (sequence_pool.h's codes).
 template <int64_t kWidth, typename T, typename Acc>
 void PoolMax(const MaxScope<Acc>& scope, const StepSpan<T>& steps,
              const T* weights, int64_t row_begin, int64_t cols, Acc* max, int32_t* argmax) {
   const int64_t n = kWidth > 0 ? kWidth : cols;
   const Acc shift = scope.shift;
-  const bool indexable = steps.empty() || steps.back().t < MaxIndexableSteps<Acc>();
+  const bool indexable =
+      steps.size == 0 || steps.data[steps.size - 1].t < MaxIndexableSteps<Acc>();
   int64_t done = 0;
   if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
-    using L = Lanes<T>;
-    using V = typename L::V;
-    const V shift_v = L::Set(shift);
-    for (; done + L::kSize <= n; done += L::kSize) {
-      V m = L::Set(-static_cast<Acc>(INFINITY));
-      V nan = m;
-      V any_nan = L::Set(Acc(0));
-      for (const ReadStep<T>& s : steps) {
-        const V v = L::Sub(L::Mul(L::Load(s.row + done),
-                                  L::Set(StepWeight(weights, row_begin + s.t))), shift_v);
-        m = L::Max(v, m);
-        const V is_nan = L::IsNan(v);
-        nan = L::Select(is_nan, v, nan);
-        any_nan = L::Or(any_nan, is_nan);
+    const bool plain = weights == nullptr && shift == Acc(0);
+    for (; done + Lanes<T>::kSize <= n; done += Lanes<T>::kSize) {
+      if (plain && !MaxLanes<true, T, Acc>(steps, weights, row_begin, shift, done, indexable,
+                                           max, argmax)) {
+        continue;
       }
-      m = L::Select(any_nan, nan, m);
-      L::Store(max + done, m);
-      if (argmax == nullptr || !indexable) continue;
-      V hits = L::Set(Acc(0));
-      V last = hits;
-      const V one = L::Set(Acc(1));
-      for (const ReadStep<T>& s : steps) {
-        const V v = L::Sub(L::Mul(L::Load(s.row + done),
-                                  L::Set(StepWeight(weights, row_begin + s.t))), shift_v);
-        const V hit = L::Eq(v, m);
-        hits = L::Add(hits, L::And(hit, one));
-        last = L::Select(hit, L::Set(static_cast<Acc>(s.t)), last);
-      }
-      Acc hit_count[L::kSize];
-      Acc last_step[L::kSize];
-      L::Store(hit_count, hits);
-      L::Store(last_step, last);
-      for (int64_t j = 0; j < L::kSize; ++j) {
-        argmax[done + j] =
-            hit_count[j] == Acc(1) ? static_cast<int32_t>(last_step[j]) : kArgmaxTied;
-      }
+      MaxLanes<false, T, Acc>(steps, weights, row_begin, shift, done, indexable, max, argmax);
     }
   }
   if (done < n) {
@@ -302,10 +346,13 @@ void PoolMax(const MaxScope<Acc>& scope, const StepSpan<T>& steps,
   if (argmax != nullptr && !indexable) std::fill(argmax, argmax + n, kArgmaxTied);
 }
 
+// Pools unit u (whose row is `row`) into output (and argmax, for max).
+// `zeros` is a row of kDepthBlock zeros; `list` is scratch for max's steps.
 template <typename T, typename Index, typename Id>
-void ForwardUnit(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* weights,
-                 const Unit& u, const EmbeddingRowPlan<Id>& row,
-                 const StepSpan<T>& steps, T* output, int32_t* argmax) {
+void ForwardUnit(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* table,
+                 const T* weights, const Unit& u, const EmbeddingRowPlan<Id>& row,
+                 const T* zeros, BadIdReport* bad, std::vector<ReadStep<T>>* list, T* output,
+                 int32_t* argmax) {
   using Acc = typename AccumulatorOf<T>::Type;
   const int64_t depth = rows.rows.depth;
   const int64_t pooled_offset = u.batch_row * depth + u.col_begin;
@@ -318,14 +365,17 @@ void ForwardUnit(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* w
       std::fill(acc, acc + u.cols, EmptyRowMax<Acc>(row.plan));
       if (argmax_row != nullptr) std::fill(argmax_row, argmax_row + u.cols, kArgmaxNoStep);
     } else {
+      const StepSpan<T> span =
+          CollectSteps(rows, mode, row, table + u.col_begin, zeros, bad, list);
       DispatchWidth(u.cols, [&](auto width) {
-        PoolMax<decltype(width)::value, T, Acc>(scope, steps, weights, row_begin,
-                                                u.cols, acc, argmax_row);
+        PoolMax<decltype(width)::value, T, Acc>(scope, span, weights, row_begin, u.cols, acc,
+                                                argmax_row);
       });
     }
   } else {
     DispatchWidth(u.cols, [&](auto width) {
-      PoolSum<decltype(width)::value, T, Acc>(steps, weights, row_begin, u.cols, acc);
+      PoolSum<decltype(width)::value, T, Acc>(rows, mode, row, table + u.col_begin, weights,
+                                              u.cols, zeros, bad, acc);
     });
     if (mode == PoolMode::kMean) {
       const Acc divisor = MeanDivisor<Acc>(row.plan);
@@ -617,16 +667,14 @@ Status EmbeddingPoolForwardCpu(const EmbeddingRows<Index, Id>& rows, PoolMode mo
   // A table row read is a cache miss (~100 ns) more than the arithmetic.
   const int64_t cost = steps_per_row * (kDepthBlock + 200);
   parallel_for(units, cost, [&](int64_t unit_begin, int64_t unit_end) {
-    UnitReader<T, Index, Id> reader(rows, mode, table, &bad);
-    RowPrefetcher<T, Index, Id> prefetcher(rows, mode, table, unit_begin, unit_end);
-    std::vector<ReadStep<T>> steps;
-    EmbeddingRowPlan<Id> row;
+    const std::vector<T> zeros(kDepthBlock, T{});
+    std::vector<ReadStep<T>> list;
+    if (unit_begin < unit_end) PrefetchUnitRows(rows, mode, table, UnitAt(unit_begin, depth));
     for (int64_t unit = unit_begin; unit < unit_end; ++unit) {
+      if (unit + 1 < unit_end) PrefetchUnitRows(rows, mode, table, UnitAt(unit + 1, depth));
       const Unit u = UnitAt(unit, depth);
-      reader.Collect(u, &row, &steps);
-      for (int64_t i = 0; i < reader.count(); ++i) prefetcher.Step();
-      ForwardUnit(rows, mode, weights, u, row, StepSpan<T>{steps.data(), reader.count()},
-                  output, argmax);
+      ForwardUnit(rows, mode, table, weights, u, PlanEmbeddingRow(rows, u.batch_row),
+                  zeros.data(), &bad, &list, output, argmax);
     }
   });
   return bad.ToStatus(rows.rows, rows.vocab);
