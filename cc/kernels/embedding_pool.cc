@@ -125,15 +125,22 @@ template <int kLines, typename T, typename Index, typename Id>
 void PrefetchUnitRowLines(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                           const EmbeddingRowPlan<Id>& row, const T* table_cols, int64_t lines) {
   const int64_t end = PooledStepEnd(row, mode);
-  for (int64_t t = 0; t < end; ++t) {
-    if (!StepIsPooled(row, mode, t)) continue;
+  const int64_t depth = rows.rows.depth;
+  auto prefetch = [&](int64_t t) {
     const Id id = row.ids[t];
-    if (!IdInRange(id, rows.vocab)) continue;
+    if (!IdInRange(id, rows.vocab)) return;
     const uintptr_t first =
-        reinterpret_cast<uintptr_t>(table_cols + static_cast<int64_t>(id) * rows.rows.depth) &
+        reinterpret_cast<uintptr_t>(table_cols + static_cast<int64_t>(id) * depth) &
         ~uintptr_t{63};
     const int64_t n = kLines > 0 ? kLines : lines;
     for (int64_t l = 0; l < n; ++l) PrefetchLine(reinterpret_cast<const void*>(first + 64 * l));
+  };
+  if (PooledStepsArePrefix(row, mode)) {
+    for (int64_t t = 0; t < end; ++t) prefetch(t);
+  } else {
+    for (int64_t t = 0; t < end; ++t) {
+      if (StepIsPooled(row, mode, t)) prefetch(t);
+    }
   }
 }
 
@@ -182,13 +189,21 @@ void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const Embeddin
   const int64_t vocab = rows.vocab;
   const Id* const ids = row.ids;
   const T* const step_weights = weights != nullptr ? weights + row.plan.begin : nullptr;
+  // A bad id is reported after the loop: a call inside it made GCC keep the
+  // accumulators in memory.
+  int64_t first_bad = -1;
   auto table_row = [&](int64_t t) -> const T* {
     const Id id = ids[t];
     if (!IdInRange(id, vocab)) {
-      bad->Report(row.plan.begin + t, static_cast<int64_t>(id));
+      if (first_bad < 0) first_bad = t;
       return zeros;
     }
     return table_cols + static_cast<int64_t>(id) * depth;
+  };
+  auto report = [&] {
+    if (first_bad >= 0) {
+      bad->Report(row.plan.begin + first_bad, static_cast<int64_t>(ids[first_bad]));
+    }
   };
   if constexpr (kWidth > 0 && Lanes<T>::kSize > 0 && std::is_same_v<T, Acc> &&
                 kWidth % Lanes<T>::kSize == 0) {
@@ -196,8 +211,7 @@ void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const Embeddin
     constexpr int64_t kVectors = kWidth / L::kSize;
     typename L::V acc[kVectors];
     for (int64_t j = 0; j < kVectors; ++j) acc[j] = L::Set(Acc(0));
-    for (int64_t t = 0; t < end; ++t) {
-      if (!StepIsPooled(row, mode, t)) continue;
+    auto add = [&](int64_t t) {
       const T* x = table_row(t);
       if (step_weights == nullptr) {
         for (int64_t j = 0; j < kVectors; ++j) acc[j] = L::Add(acc[j], L::Load(x + j * L::kSize));
@@ -207,8 +221,16 @@ void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const Embeddin
           acc[j] = L::Add(acc[j], L::Mul(L::Load(x + j * L::kSize), w));
         }
       }
+    };
+    if (PooledStepsArePrefix(row, mode)) {
+      for (int64_t t = 0; t < end; ++t) add(t);
+    } else {
+      for (int64_t t = 0; t < end; ++t) {
+        if (StepIsPooled(row, mode, t)) add(t);
+      }
     }
     for (int64_t j = 0; j < kVectors; ++j) L::Store(out + j * L::kSize, acc[j]);
+    report();
   } else {
     const int64_t n = kWidth > 0 ? kWidth : cols;
     Acc acc[kDepthBlock];
@@ -224,6 +246,7 @@ void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const Embeddin
       }
     }
     for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
+    report();
   }
 }
 

@@ -71,6 +71,16 @@ DCTR_HOST_DEVICE inline int64_t PooledStepEnd(const EmbeddingRowPlan<Id>& row, P
   return row.plan.mask != nullptr ? row.plan.extent : row.plan.valid_end;
 }
 
+// Whether the steps StepIsPooled accepts are exactly [0, PooledStepEnd): no
+// mask, no id-0 padding to skip. The CPU loops test this once per row rather
+// than every step.
+template <typename Id>
+DCTR_HOST_DEVICE inline bool PooledStepsArePrefix(const EmbeddingRowPlan<Id>& row,
+                                                  PoolMode mode) {
+  if (mode == PoolMode::kMax && MaxShiftsPadding(row.plan)) return true;
+  return row.plan.mask == nullptr && !row.mask_zero;
+}
+
 // The size checks the CUDA launchers and their host emulation make (the CPU
 // also validates ragged splits, which it can read).
 template <typename Index, typename Id>
