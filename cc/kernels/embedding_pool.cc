@@ -109,14 +109,13 @@ template <typename T, typename Index, typename Id>
 StepSpan<T> CollectSteps(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                          const EmbeddingRowPlan<Id>& row, const T* table_cols, const T* zeros,
                          BadIdReport* bad, std::vector<ReadStep<T>>* out) {
-  out->clear();
   const int64_t end = PooledStepEnd(row, mode);
+  if (static_cast<int64_t>(out->size()) < end) out->resize(end);
+  ReadStep<T>* next = out->data();
   for (int64_t t = 0; t < end; ++t) {
-    if (StepIsPooled(row, mode, t)) {
-      out->push_back({t, UnitRowOf(rows, row, table_cols, t, zeros, bad)});
-    }
+    if (StepIsPooled(row, mode, t)) *next++ = {t, UnitRowOf(rows, row, table_cols, t, zeros, bad)};
   }
-  return {out->data(), static_cast<int64_t>(out->size())};
+  return {out->data(), next - out->data()};
 }
 
 // Asks for kLines cache lines (lines > 0: that many, at run time) from the
@@ -342,6 +341,62 @@ bool MaxLanes(const StepSpan<T>& steps, const T* weights, int64_t row_begin, Acc
   return met_nan;
 }
 
+// MaxLanes<true> for all kVectors vectors of a row at once, steps outermost:
+// the maxima stay in registers across the steps and each step's pointer is
+// read once per pass rather than once per vector. The argmax pass keeps
+// (hit count, last hit + 1) per lane for up to four vectors at a time (the
+// registers AVX has); `last` is a max over t + 1 masked by the hits. Returns
+// false, having written nothing, when a lane met a NaN.
+template <int64_t kVectors, typename T, typename Acc>
+bool PlainMaxRow(const StepSpan<T>& steps, bool indexable, Acc* max, int32_t* argmax) {
+  using L = Lanes<T>;
+  using V = typename L::V;
+  V m[kVectors];
+  for (int64_t j = 0; j < kVectors; ++j) m[j] = L::Set(-static_cast<Acc>(INFINITY));
+  V any_nan = L::Set(Acc(0));
+  for (const ReadStep<T>& s : steps) {
+    for (int64_t j = 0; j < kVectors; ++j) {
+      const V v = L::Load(s.row + j * L::kSize);
+      m[j] = L::Max(v, m[j]);
+      any_nan = L::Or(any_nan, L::IsNan(v));
+    }
+  }
+  Acc flags[L::kSize];
+  L::Store(flags, any_nan);
+  for (int64_t j = 0; j < L::kSize; ++j) {
+    if (flags[j] != Acc(0)) return false;
+  }
+  for (int64_t j = 0; j < kVectors; ++j) L::Store(max + j * L::kSize, m[j]);
+  if (argmax == nullptr || !indexable) return true;
+  constexpr int64_t kGroup = kVectors < 4 ? kVectors : 4;
+  static_assert(kVectors % kGroup == 0, "groups of vectors");
+  const V one = L::Set(Acc(1));
+  for (int64_t g = 0; g < kVectors; g += kGroup) {
+    V hits[kGroup];
+    V last[kGroup];
+    for (int64_t j = 0; j < kGroup; ++j) hits[j] = last[j] = L::Set(Acc(0));
+    for (const ReadStep<T>& s : steps) {
+      const V step = L::Set(static_cast<Acc>(s.t + 1));
+      for (int64_t j = 0; j < kGroup; ++j) {
+        const V hit = L::Eq(L::Load(s.row + (g + j) * L::kSize), m[g + j]);
+        hits[j] = L::Add(hits[j], L::And(hit, one));
+        last[j] = L::Max(last[j], L::And(hit, step));
+      }
+    }
+    for (int64_t j = 0; j < kGroup; ++j) {
+      Acc hit_count[L::kSize];
+      Acc last_step[L::kSize];
+      L::Store(hit_count, hits[j]);
+      L::Store(last_step, last[j]);
+      int32_t* out = argmax + (g + j) * L::kSize;
+      for (int64_t i = 0; i < L::kSize; ++i) {
+        out[i] = hit_count[i] == Acc(1) ? static_cast<int32_t>(last_step[i]) - 1 : kArgmaxTied;
+      }
+    }
+  }
+  return true;
+}
+
 // Max over the steps (x * w shifted by scope.shift), NaN-propagating, and
 // argmax (sequence_pool.h's codes).
 template <int64_t kWidth, typename T, typename Acc>
@@ -354,6 +409,13 @@ void PoolMax(const MaxScope<Acc>& scope, const StepSpan<T>& steps,
   int64_t done = 0;
   if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
     const bool plain = weights == nullptr && shift == Acc(0);
+    if constexpr (kWidth > 0 && kWidth % Lanes<T>::kSize == 0 &&
+                  kWidth / Lanes<T>::kSize <= 8) {
+      if (plain &&
+          PlainMaxRow<kWidth / Lanes<T>::kSize, T, Acc>(steps, indexable, max, argmax)) {
+        done = n;
+      }
+    }
     for (; done + Lanes<T>::kSize <= n; done += Lanes<T>::kSize) {
       if (plain && !MaxLanes<true, T, Acc>(steps, weights, row_begin, shift, done, indexable,
                                            max, argmax)) {
