@@ -173,8 +173,11 @@ def test_cpu_large_gradient_streamed_stores(kernels, rng, mode):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
 @pytest.mark.parametrize("mask_zero", [False, True])
-def test_cpu_max_ties_nan_inf_match_reference(kernels, rng, layout, dtype, mask_zero):
-    table, ids, rows, weights = _case(rng, layout, e=23, dtype=_dtype(dtype), integers=True,
+@pytest.mark.parametrize("e", [23, 32, 64])
+def test_cpu_max_ties_nan_inf_match_reference(kernels, rng, layout, dtype, mask_zero, e):
+    # e = 32 and 64 take the unweighted whole-row vector path (PlainMaxRow),
+    # which hands a row with a NaN back to the per-column path.
+    table, ids, rows, weights = _case(rng, layout, e=e, dtype=_dtype(dtype), integers=True,
                                       weighted=False)
     table[3, :4] = np.nan
     table[4, 2:6] = np.inf
