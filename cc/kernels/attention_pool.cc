@@ -10,7 +10,6 @@
 // times: for the baseline ISA (AVX), AVX2 with FMA and AVX-512 with FMA, the
 // best the CPU has chosen at run time.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -126,27 +125,8 @@ DEEPCTR_OPS_ATTENTION_TARGET_AVX512 void BackwardShardsAvx512(
 #undef DEEPCTR_OPS_ATTENTION_FORWARD_CALL
 #undef DEEPCTR_OPS_ATTENTION_BACKWARD_CALL
 
-// The best instruction set this CPU runs.
-Isa SupportedIsa() {
-#if DEEPCTR_OPS_ATTENTION_X86
-  static const Isa isa = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-                             ? Isa::kBaseline
-                         : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-                             ? Isa::kAvx512
-                             : Isa::kAvx2Fma;
-  return isa;
-#else
-  return Isa::kBaseline;
-#endif
-}
-
-// -1: SupportedIsa(); else an Isa forced by SetAttentionPoolCpuIsa.
-std::atomic<int> forced_isa{-1};
-
-Isa BestIsa() {
-  const int forced = forced_isa.load(std::memory_order_relaxed);
-  return forced < 0 ? SupportedIsa() : static_cast<Isa>(forced);
-}
+// The AVX-512 build uses 256-bit AVX-512 instructions too: it needs avx512vl.
+CpuIsaChoice isa_choice(/*need_avx512vl=*/true);
 
 template <typename Index>
 int64_t RowCost(const AttentionPoolSpec& spec, const PoolRows<Index>& rows) {
@@ -173,25 +153,7 @@ Status ParseAttentionActivation(const std::string& name, AttentionActivation* ac
   return Status::Ok();
 }
 
-bool SetAttentionPoolCpuIsa(const std::string& name) {
-  Isa isa;
-  if (name == "auto") {
-    forced_isa.store(-1);
-    return true;
-  }
-  if (name == "baseline") {
-    isa = Isa::kBaseline;
-  } else if (name == "avx2") {
-    isa = Isa::kAvx2Fma;
-  } else if (name == "avx512") {
-    isa = Isa::kAvx512;
-  } else {
-    return false;
-  }
-  if (static_cast<int>(isa) > static_cast<int>(SupportedIsa())) return false;
-  forced_isa.store(static_cast<int>(isa));
-  return true;
-}
+bool SetAttentionPoolCpuIsa(const std::string& name) { return isa_choice.Force(name); }
 
 template <typename T, typename Index>
 Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Index>& rows,
@@ -207,7 +169,7 @@ Status AttentionPoolForwardCpu(const AttentionPoolSpec& spec, const PoolRows<Ind
   const PackedWeights<T> pw = Pack(spec, weights);
   const int64_t shards = std::min(rows.batch, kShards);
   const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
-  const Isa isa = BestIsa();
+  const Isa isa = isa_choice.Best();
   parallel_for(shards, rows_per_shard * RowCost(spec, rows), [&](int64_t begin, int64_t end) {
 #if DEEPCTR_OPS_ATTENTION_X86
     if (isa == Isa::kAvx512) {
@@ -238,7 +200,7 @@ Status AttentionPoolBackwardCpu(const AttentionPoolSpec& spec, const PoolRows<In
   std::vector<GradAccumulators<T>> accs(shards, GradAccumulators<T>(pw));
   const int64_t rows_per_shard = (rows.batch + shards - 1) / shards;
   if (rows.batch > 0) {
-    const Isa isa = BestIsa();
+    const Isa isa = isa_choice.Best();
     parallel_for(shards, rows_per_shard * 3 * RowCost(spec, rows),
                  [&](int64_t begin, int64_t end) {
 #if DEEPCTR_OPS_ATTENTION_X86

@@ -17,6 +17,7 @@
 #endif
 
 #include "cc/kernels/attention_pool.h"
+#include "cc/kernels/cpu_isa.h"
 
 // 64-byte vectors passed by value between inlined helpers: no ABI concern.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -91,7 +92,7 @@ __attribute__((always_inline)) inline Acc HorizontalSum(typename Simd<Acc>::V v)
 // The instruction sets the CPU code is compiled for, each a copy of the shard
 // loops with everything they call inlined or specialised for it: the
 // baseline (AVX, no FMA), AVX2 with FMA, and AVX-512 with FMA.
-enum class Isa : int { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2 };
+using Isa = CpuIsa;
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DEEPCTR_OPS_ATTENTION_X86 1

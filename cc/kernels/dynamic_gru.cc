@@ -2,8 +2,9 @@
 // dynamic_gru_cpu_impl.inc, and the dispatch to the AVX2+FMA build
 // (dynamic_gru_avx2.cc) or the AVX-512 build (dynamic_gru_avx512.cc) on CPUs
 // that have them.
-#include <atomic>
 #include <string>
+
+#include "cc/kernels/cpu_isa.h"
 
 #define DEEPCTR_OPS_GRU_ISA isa_baseline
 #include "cc/kernels/dynamic_gru_cpu_impl.inc"
@@ -32,34 +33,16 @@ Status BackwardImpl(const GruShape& shape, const GruBackwardArgs<T, Index>& args
 
 namespace {
 
-enum class Isa { kBaseline, kAvx2Fma, kAvx512 };
+using Isa = CpuIsa;
 
-Isa SupportedIsa() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const Isa isa = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-                             ? Isa::kBaseline
-                         : __builtin_cpu_supports("avx512f") ? Isa::kAvx512
-                                                             : Isa::kAvx2Fma;
-  return isa;
-#else
-  return Isa::kBaseline;
-#endif
-}
-
-// -1: the best the CPU supports; else an Isa forced by SetDynamicGruCpuIsa.
-std::atomic<int> forced_isa{-1};
-
-Isa BestIsa() {
-  const int forced = forced_isa.load(std::memory_order_relaxed);
-  return forced < 0 ? SupportedIsa() : static_cast<Isa>(forced);
-}
+CpuIsaChoice isa_choice(/*need_avx512vl=*/false);
 
 }  // namespace
 
 template <typename T, typename Index>
 Status DynamicGruForwardCpu(const GruShape& shape, const GruForwardArgs<T, Index>& args,
                             const ParallelFor& parallel_for) {
-  switch (BestIsa()) {
+  switch (isa_choice.Best()) {
     case Isa::kAvx512:
       return isa_avx512::ForwardImpl(shape, args, parallel_for);
     case Isa::kAvx2Fma:
@@ -72,7 +55,7 @@ Status DynamicGruForwardCpu(const GruShape& shape, const GruForwardArgs<T, Index
 template <typename T, typename Index>
 Status DynamicGruBackwardCpu(const GruShape& shape, const GruBackwardArgs<T, Index>& args,
                              const ParallelFor& parallel_for) {
-  switch (BestIsa()) {
+  switch (isa_choice.Best()) {
     case Isa::kAvx512:
       return isa_avx512::BackwardImpl(shape, args, parallel_for);
     case Isa::kAvx2Fma:
@@ -82,25 +65,7 @@ Status DynamicGruBackwardCpu(const GruShape& shape, const GruBackwardArgs<T, Ind
   }
 }
 
-bool SetDynamicGruCpuIsa(const std::string& name) {
-  Isa isa;
-  if (name == "auto") {
-    forced_isa.store(-1);
-    return true;
-  }
-  if (name == "baseline") {
-    isa = Isa::kBaseline;
-  } else if (name == "avx2") {
-    isa = Isa::kAvx2Fma;
-  } else if (name == "avx512") {
-    isa = Isa::kAvx512;
-  } else {
-    return false;
-  }
-  if (static_cast<int>(isa) > static_cast<int>(SupportedIsa())) return false;
-  forced_isa.store(static_cast<int>(isa));
-  return true;
-}
+bool SetDynamicGruCpuIsa(const std::string& name) { return isa_choice.Force(name); }
 
 #define DEEPCTR_OPS_INSTANTIATE_GRU(T, Index)                                             \
   template Status DynamicGruForwardCpu<T, Index>(const GruShape&,                         \
