@@ -82,6 +82,21 @@ struct ReadStep {
   const T* row;  // A row of zeros for a bad id (already reported).
 };
 
+// Calls fn(t) for each step of `row` that `mode` pools, in order. A row
+// whose pooled steps are a prefix skips the per-step test (every CPU walk
+// over a row's steps goes through here).
+template <typename Id, typename Fn>
+inline void ForEachPooledStep(const EmbeddingRowPlan<Id>& row, PoolMode mode, Fn fn) {
+  const int64_t end = PooledStepEnd(row, mode);
+  if (PooledStepsArePrefix(row, mode)) {
+    for (int64_t t = 0; t < end; ++t) fn(t);
+  } else {
+    for (int64_t t = 0; t < end; ++t) {
+      if (StepIsPooled(row, mode, t)) fn(t);
+    }
+  }
+}
+
 // The table row (from the unit's first column) of step t, or `zeros` for an
 // id outside [0, vocab), which is reported: the op fails, nothing is read out
 // of bounds.
@@ -112,9 +127,9 @@ StepSpan<T> CollectSteps(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
   const int64_t end = PooledStepEnd(row, mode);
   if (static_cast<int64_t>(out->size()) < end) out->resize(end);
   ReadStep<T>* next = out->data();
-  for (int64_t t = 0; t < end; ++t) {
-    if (StepIsPooled(row, mode, t)) *next++ = {t, UnitRowOf(rows, row, table_cols, t, zeros, bad)};
-  }
+  ForEachPooledStep(row, mode, [&](int64_t t) {
+    *next++ = {t, UnitRowOf(rows, row, table_cols, t, zeros, bad)};
+  });
   return {out->data(), next - out->data()};
 }
 
@@ -123,9 +138,8 @@ StepSpan<T> CollectSteps(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
 template <int kLines, typename T, typename Index, typename Id>
 void PrefetchUnitRowLines(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                           const EmbeddingRowPlan<Id>& row, const T* table_cols, int64_t lines) {
-  const int64_t end = PooledStepEnd(row, mode);
   const int64_t depth = rows.rows.depth;
-  auto prefetch = [&](int64_t t) {
+  ForEachPooledStep(row, mode, [&](int64_t t) {
     const Id id = row.ids[t];
     if (!IdInRange(id, rows.vocab)) return;
     const uintptr_t first =
@@ -133,14 +147,7 @@ void PrefetchUnitRowLines(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
         ~uintptr_t{63};
     const int64_t n = kLines > 0 ? kLines : lines;
     for (int64_t l = 0; l < n; ++l) PrefetchLine(reinterpret_cast<const void*>(first + 64 * l));
-  };
-  if (PooledStepsArePrefix(row, mode)) {
-    for (int64_t t = 0; t < end; ++t) prefetch(t);
-  } else {
-    for (int64_t t = 0; t < end; ++t) {
-      if (StepIsPooled(row, mode, t)) prefetch(t);
-    }
-  }
+  });
 }
 
 // Asks for every table row unit u will read. Issued a whole unit ahead of
@@ -183,7 +190,6 @@ template <int64_t kWidth, typename T, typename Acc, typename Index, typename Id>
 void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const EmbeddingRowPlan<Id>& row,
              const T* table_cols, const T* weights, int64_t cols, const T* zeros,
              BadIdReport* bad, Acc* out) {
-  const int64_t end = PooledStepEnd(row, mode);
   const int64_t depth = rows.rows.depth;
   const int64_t vocab = rows.vocab;
   const Id* const ids = row.ids;
@@ -210,7 +216,7 @@ void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const Embeddin
     constexpr int64_t kVectors = kWidth / L::kSize;
     typename L::V acc[kVectors];
     for (int64_t j = 0; j < kVectors; ++j) acc[j] = L::Set(Acc(0));
-    auto add = [&](int64_t t) {
+    ForEachPooledStep(row, mode, [&](int64_t t) {
       const T* x = table_row(t);
       if (step_weights == nullptr) {
         for (int64_t j = 0; j < kVectors; ++j) acc[j] = L::Add(acc[j], L::Load(x + j * L::kSize));
@@ -220,30 +226,22 @@ void PoolSum(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const Embeddin
           acc[j] = L::Add(acc[j], L::Mul(L::Load(x + j * L::kSize), w));
         }
       }
-    };
-    if (PooledStepsArePrefix(row, mode)) {
-      for (int64_t t = 0; t < end; ++t) add(t);
-    } else {
-      for (int64_t t = 0; t < end; ++t) {
-        if (StepIsPooled(row, mode, t)) add(t);
-      }
-    }
+    });
     for (int64_t j = 0; j < kVectors; ++j) L::Store(out + j * L::kSize, acc[j]);
     report();
   } else {
     const int64_t n = kWidth > 0 ? kWidth : cols;
     Acc acc[kDepthBlock];
     for (int64_t i = 0; i < n; ++i) acc[i] = Acc(0);
-    for (int64_t t = 0; t < end; ++t) {
-      if (!StepIsPooled(row, mode, t)) continue;
+    ForEachPooledStep(row, mode, [&](int64_t t) {
       const T* x = table_row(t);
-      const Acc w = step_weights != nullptr ? ToAccumulator(step_weights[t]) : Acc(1);
       if (step_weights == nullptr) {
         for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]);
       } else {
+        const Acc w = ToAccumulator(step_weights[t]);
         for (int64_t i = 0; i < n; ++i) acc[i] += ToAccumulator(x[i]) * w;
       }
-    }
+    });
     for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
     report();
   }
@@ -480,27 +478,14 @@ Status ValidateRows(const EmbeddingRows<Index, Id>& rows) {
 // dst[0, n) = src[0, n) * scale, streamed when asked and possible.
 template <typename T, typename Acc>
 void StoreScaledRow(T* dst, const Acc* src, Acc scale, int64_t n, bool stream) {
-#if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float> && std::is_same_v<Acc, float>) {
-    if (stream && (reinterpret_cast<uintptr_t>(dst) & 31) == 0 && n % 8 == 0) {
-      const __m256 s = _mm256_set1_ps(scale);
-      for (int64_t i = 0; i < n; i += 8) {
-        _mm256_stream_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(src + i), s));
-      }
+  if constexpr (Lanes<T>::kSize > 0 && std::is_same_v<T, Acc>) {
+    using L = Lanes<T>;
+    if (stream && (reinterpret_cast<uintptr_t>(dst) & 31) == 0 && n % L::kSize == 0) {
+      const typename L::V s = L::Set(scale);
+      for (int64_t i = 0; i < n; i += L::kSize) L::Stream(dst + i, L::Mul(L::Load(src + i), s));
       return;
     }
   }
-  if constexpr (std::is_same_v<T, double> && std::is_same_v<Acc, double>) {
-    if (stream && (reinterpret_cast<uintptr_t>(dst) & 31) == 0 && n % 4 == 0) {
-      const __m256d s = _mm256_set1_pd(scale);
-      for (int64_t i = 0; i < n; i += 4) {
-        _mm256_stream_pd(dst + i, _mm256_mul_pd(_mm256_loadu_pd(src + i), s));
-      }
-      return;
-    }
-  }
-#endif
-  (void)stream;
   for (int64_t i = 0; i < n; ++i) dst[i] = FromAccumulator<T>(src[i] * scale);
 }
 
@@ -683,10 +668,9 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
       g[i] = mode == PoolMode::kMean ? ToAccumulator(grad_row[i]) / divisor
                                      : ToAccumulator(grad_row[i]);
     }
-    for (int64_t t = 0; t < end; ++t) {
-      if (!EmbeddingStepIsValid(row, t)) continue;
+    ForEachPooledStep(row, mode, [&](int64_t t) {
       emit(t, grad_weights != nullptr ? table_row(t) : nullptr);
-    }
+    });
     return;
   }
   // Max. A column whose argmax names one step gets grad there (at[i] == t,
@@ -708,12 +692,11 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
     // The common case: every column's max is one step, no weights' gradient.
     // Each gradient row is grad * w where the step holds the max, else 0,
     // selected and stored in one pass.
-    for (int64_t t = 0; t < end; ++t) {
-      if (!StepIsPooled(row, mode, t)) continue;
+    ForEachPooledStep(row, mode, [&](int64_t t) {
       StoreArgmaxRow<T, Acc>(grad_table_values + k * depth, at, static_cast<Acc>(t), grad_acc,
                              StepWeight(weights, begin + t), depth, stream);
       grad_table_indices[k++] = row.ids[t];
-    }
+    });
     return;
   }
   // The pooled steps' table rows (a row of zeros for a bad id, already
@@ -722,11 +705,10 @@ void BackwardRow(const EmbeddingRows<Index, Id>& rows, PoolMode mode, const T* t
   if (static_cast<int64_t>(zero_row.size()) < depth) zero_row.assign(depth, T{});
   std::vector<TieStep<T, Acc>>& steps = *tie_steps;
   steps.clear();
-  for (int64_t t = 0; t < end; ++t) {
-    if (!StepIsPooled(row, mode, t)) continue;
+  ForEachPooledStep(row, mode, [&](int64_t t) {
     const T* x = table_row(t);
     steps.push_back({t, x != nullptr ? x : zero_row.data(), StepWeight(weights, begin + t)});
-  }
+  });
   if (any_tie) ColumnMaxAndShares<T, Acc>(steps, scope.shift, depth, max, share);
   for (const TieStep<T, Acc>& s : steps) {
     GradientRowOfMax<T, Acc>(s, scope.shift, at, max, share, grad_acc, depth, any_tie, g);
