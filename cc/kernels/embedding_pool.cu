@@ -17,6 +17,7 @@ namespace {
 
 using embedding_gpu::BackwardArgs;
 using embedding_gpu::BackwardBlock;
+using embedding_gpu::MakeBackwardArgs;
 using embedding_gpu::OffsetScan;
 
 constexpr int kThreadsPerBlock = 256;
@@ -154,17 +155,9 @@ Status LaunchEmbeddingPoolBackward(const EmbeddingRows<Index, Id>& rows, PoolMod
     }
     return Status::Ok();
   }
-  BackwardArgs<T, Index, Id> args;
-  args.rows = rows;
-  args.mode = mode;
-  args.table = table;
-  args.weights = weights;
-  args.argmax = mode == PoolMode::kMax ? argmax : nullptr;
-  args.grad_output = grad_output;
-  args.offsets = offsets;
-  args.values = grad_table_values;
-  args.indices = grad_table_indices;
-  args.grad_weights = grad_weights;
+  const BackwardArgs<T, Index, Id> args = MakeBackwardArgs(
+      rows, mode, table, weights, argmax, grad_output, offsets, grad_table_values,
+      grad_table_indices, grad_weights);
   const int threads = embedding_gpu::BackwardThreads(rows.rows.depth);
   const int64_t cache_bytes = embedding_gpu::ColumnCacheBytes<T>(rows.rows.depth);
   const bool cache = mode == PoolMode::kMax && cache_bytes <= kColumnCacheLimit;

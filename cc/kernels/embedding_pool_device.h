@@ -227,6 +227,28 @@ struct BackwardArgs {
   T* grad_weights = nullptr;
 };
 
+// The backward's arguments as the CUDA launcher and the host emulation pass
+// them: argmax only for max.
+template <typename T, typename Index, typename Id>
+BackwardArgs<T, Index, Id> MakeBackwardArgs(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
+                                            const T* table, const T* weights,
+                                            const int32_t* argmax, const T* grad_output,
+                                            const int64_t* offsets, T* values, Id* indices,
+                                            T* grad_weights) {
+  BackwardArgs<T, Index, Id> args;
+  args.rows = rows;
+  args.mode = mode;
+  args.table = table;
+  args.weights = weights;
+  args.argmax = mode == PoolMode::kMax ? argmax : nullptr;
+  args.grad_output = grad_output;
+  args.offsets = offsets;
+  args.values = values;
+  args.indices = indices;
+  args.grad_weights = grad_weights;
+  return args;
+}
+
 // One block's work on one batch row. Every thread plans the row itself (the
 // same plan); `partial` ([threads]) is shared, `column_max`/`column_share`
 // ([depth], null when they do not fit: recomputed at each use) hold max's

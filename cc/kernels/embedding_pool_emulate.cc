@@ -76,17 +76,9 @@ Status EmbeddingPoolBackwardEmulated(const EmbeddingRows<Index, Id>& rows, PoolM
     }
     return Status::Ok();
   }
-  embedding_gpu::BackwardArgs<T, Index, Id> args;
-  args.rows = rows;
-  args.mode = mode;
-  args.table = table;
-  args.weights = weights;
-  args.argmax = mode == PoolMode::kMax ? argmax : nullptr;
-  args.grad_output = grad_output;
-  args.offsets = offsets;
-  args.values = grad_table_values;
-  args.indices = grad_table_indices;
-  args.grad_weights = grad_weights;
+  const embedding_gpu::BackwardArgs<T, Index, Id> args = embedding_gpu::MakeBackwardArgs(
+      rows, mode, table, weights, argmax, grad_output, offsets, grad_table_values,
+      grad_table_indices, grad_weights);
   const bool cache = mode == PoolMode::kMax && cache_columns;
   const int64_t depth = rows.rows.depth;
   std::vector<Acc> shared(threads + (cache ? 2 * depth : 0));
