@@ -18,6 +18,7 @@
 #include "tensorflow/core/framework/tensor_shape.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
+#include "cc/ops/gpu_rows.h"
 #include "cc/ops/gpu_stream.h"
 #include "xla/stream_executor/device_memory.h"
 #endif
@@ -84,6 +85,13 @@ absl::Status DescribeRows(RowLayout layout, const Tensor& table, const Tensor& i
 }
 
 struct CpuDevice {
+  // The rows as the kernels read them: as described.
+  template <typename Index, typename Id>
+  static kernels::Status DeviceRows(OpKernelContext*, const EmbeddingRows<Index, Id>& rows,
+                                    Tensor*, EmbeddingRows<Index, Id>* device_rows) {
+    *device_rows = rows;
+    return kernels::Status::Ok();
+  }
   template <typename K, typename Index, typename Id>
   static kernels::Status Forward(OpKernelContext* ctx, const EmbeddingRows<Index, Id>& rows,
                                  PoolMode mode, const K* table, const K* weights, K* out,
@@ -112,32 +120,20 @@ struct CpuDevice {
 };
 
 #if DEEPCTR_OPS_WITH_CUDA
-// Ragged rows on the GPU use LaunchMonotoneRowSplits' splits (sequence_pool.h).
-template <typename Index, typename Id>
-kernels::Status GpuRows(OpKernelContext* ctx, const EmbeddingRows<Index, Id>& rows,
-                        Tensor* scratch, EmbeddingRows<Index, Id>* gpu_rows) {
-  *gpu_rows = rows;
-  if (rows.rows.layout != RowLayout::kRagged) return kernels::Status::Ok();
-  const absl::Status allocated =
-      ctx->allocate_temp(::tensorflow::DataTypeToEnum<Index>::value,
-                         TensorShape({rows.rows.batch + 1}), scratch);
-  if (!allocated.ok()) return kernels::Status::Internal(std::string(allocated.message()));
-  Index* monotone = scratch->flat<Index>().data();
-  gpu_rows->rows.row_splits = monotone;
-  return kernels::LaunchMonotoneRowSplits(rows.rows.row_splits, rows.rows.batch,
-                                          rows.rows.num_steps, monotone, GpuStream(ctx));
-}
-
 struct GpuDevice {
+  // The rows as the kernels read them: ragged splits made monotone (GpuRows),
+  // once per op call; `scratch` holds them until the op returns.
+  template <typename Index, typename Id>
+  static kernels::Status DeviceRows(OpKernelContext* ctx, const EmbeddingRows<Index, Id>& rows,
+                                    Tensor* scratch, EmbeddingRows<Index, Id>* device_rows) {
+    *device_rows = rows;
+    return GpuRows(ctx, rows.rows, scratch, &device_rows->rows);
+  }
   template <typename K, typename Index, typename Id>
   static kernels::Status Forward(OpKernelContext* ctx, const EmbeddingRows<Index, Id>& rows,
                                  PoolMode mode, const K* table, const K* weights, K* out,
                                  int32_t* argmax) {
-    Tensor scratch;
-    EmbeddingRows<Index, Id> gpu_rows;
-    kernels::Status s = GpuRows(ctx, rows, &scratch, &gpu_rows);
-    if (!s.ok()) return s;
-    return kernels::LaunchEmbeddingPoolForward(gpu_rows, mode, table, weights, out, argmax,
+    return kernels::LaunchEmbeddingPoolForward(rows, mode, table, weights, out, argmax,
                                                GpuStream(ctx));
   }
   // The gradient's size is data-dependent: offsets are computed on the device
@@ -145,12 +141,8 @@ struct GpuDevice {
   template <typename Index, typename Id>
   static kernels::Status GradRows(OpKernelContext* ctx, const EmbeddingRows<Index, Id>& rows,
                                   PoolMode mode, Tensor* offsets, int64_t* total) {
-    Tensor scratch;
-    EmbeddingRows<Index, Id> gpu_rows;
-    kernels::Status s = GpuRows(ctx, rows, &scratch, &gpu_rows);
-    if (!s.ok()) return s;
     int64_t* data = offsets->flat<int64_t>().data();
-    s = kernels::LaunchEmbeddingPoolGradRows(gpu_rows, mode, data, GpuStream(ctx));
+    kernels::Status s = kernels::LaunchEmbeddingPoolGradRows(rows, mode, data, GpuStream(ctx));
     if (!s.ok()) return s;
     auto* stream = ctx->op_device_context()->stream();
     stream_executor::DeviceMemoryBase last(data + rows.rows.batch, sizeof(int64_t));
@@ -164,11 +156,7 @@ struct GpuDevice {
                                   PoolMode mode, const K* table, const K* weights,
                                   const int32_t* argmax, const K* grad, const Tensor& offsets,
                                   K* values, Id* indices, K* grad_weights) {
-    Tensor scratch;
-    EmbeddingRows<Index, Id> gpu_rows;
-    kernels::Status s = GpuRows(ctx, rows, &scratch, &gpu_rows);
-    if (!s.ok()) return s;
-    return kernels::LaunchEmbeddingPoolBackward(gpu_rows, mode, table, weights, argmax, grad,
+    return kernels::LaunchEmbeddingPoolBackward(rows, mode, table, weights, argmax, grad,
                                                 offsets.flat<int64_t>().data(), values,
                                                 indices, grad_weights, GpuStream(ctx));
   }
@@ -262,6 +250,10 @@ class EmbeddingPoolOp : public OpKernel {
     const K* weight_data = weighted_ ? KernelData<T>(weights) : nullptr;
     const TensorShape pooled_shape({rows.rows.batch, 1, rows.rows.depth});
     const bool is_max = mode_ == PoolMode::kMax;
+    Tensor row_scratch;
+    EmbeddingRows<Index, Id> device_rows;
+    OP_REQUIRES_OK(ctx,
+                   ToAbslStatus(Device::DeviceRows(ctx, rows, &row_scratch, &device_rows)));
     if constexpr (!kGrad) {
       Tensor* pooled = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, pooled_shape, &pooled));
@@ -272,9 +264,9 @@ class EmbeddingPoolOp : public OpKernel {
                                                  &argmax));
         if (is_max) argmax_data = argmax->flat<int32_t>().data();
       }
-      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, rows, mode_, KernelData<T>(table),
-                                                       weight_data, KernelData<T>(pooled),
-                                                       argmax_data)));
+      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, device_rows, mode_,
+                                                       KernelData<T>(table), weight_data,
+                                                       KernelData<T>(pooled), argmax_data)));
     } else {
       const Tensor& argmax = ctx->input(4);
       const Tensor& grad = ctx->input(5);
@@ -290,7 +282,8 @@ class EmbeddingPoolOp : public OpKernel {
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT64,
                                              TensorShape({rows.rows.batch + 1}), &offsets));
       int64_t total = 0;
-      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::GradRows(ctx, rows, mode_, &offsets, &total)));
+      OP_REQUIRES_OK(ctx, ToAbslStatus(Device::GradRows(ctx, device_rows, mode_, &offsets,
+                                                        &total)));
       Tensor* values = nullptr;
       Tensor* indices = nullptr;
       Tensor* grad_weights = nullptr;
@@ -299,7 +292,7 @@ class EmbeddingPoolOp : public OpKernel {
       OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({total}), &indices));
       OP_REQUIRES_OK(ctx, ctx->allocate_output(2, weights.shape(), &grad_weights));
       OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(
-                              ctx, rows, mode_, KernelData<T>(table), weight_data,
+                              ctx, device_rows, mode_, KernelData<T>(table), weight_data,
                               is_max ? argmax.flat<int32_t>().data() : nullptr,
                               KernelData<T>(grad), offsets, KernelData<T>(values),
                               indices->flat<Id>().data(),

@@ -11,6 +11,7 @@
 #include "tensorflow/core/framework/tensor_shape.h"
 
 #if DEEPCTR_OPS_WITH_CUDA
+#include "cc/ops/gpu_rows.h"
 #include "cc/ops/gpu_stream.h"
 #endif
 
@@ -90,22 +91,6 @@ struct CpuDevice {
 };
 
 #if DEEPCTR_OPS_WITH_CUDA
-// Ragged rows on the GPU pool over LaunchMonotoneRowSplits' splits, which
-// live in `scratch` for the duration of the op.
-template <typename Index>
-kernels::Status GpuRows(OpKernelContext* ctx, const PoolRows<Index>& rows, Tensor* scratch,
-                        PoolRows<Index>* gpu_rows) {
-  *gpu_rows = rows;
-  if (rows.layout != RowLayout::kRagged) return kernels::Status::Ok();
-  const absl::Status allocated = ctx->allocate_temp(
-      ::tensorflow::DataTypeToEnum<Index>::value, TensorShape({rows.batch + 1}), scratch);
-  if (!allocated.ok()) return kernels::Status::Internal(std::string(allocated.message()));
-  Index* monotone = scratch->flat<Index>().data();
-  gpu_rows->row_splits = monotone;
-  return kernels::LaunchMonotoneRowSplits(rows.row_splits, rows.batch, rows.num_steps,
-                                          monotone, GpuStream(ctx));
-}
-
 struct GpuDevice {
   template <typename K, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const PoolRows<Index>& rows,
