@@ -112,15 +112,20 @@ def _column_max_values(table, flat, weights, row, acc):
     return m, v == m[None, :]
 
 
+def _setup(table, ids, rows, layout, mode, weights, mask_zero, splits_are_monotone):
+    """What forward and backward both start from: (table, depth, accumulation
+    dtype, flat ids, flat float64 weights or None, row plans)."""
+    table = np.asarray(table)
+    w_flat = None if weights is None else np.asarray(weights).reshape(-1).astype(np.float64)
+    return (table, table.shape[1], accumulation_dtype(table.dtype), np.asarray(ids).reshape(-1),
+            w_flat, plan_rows(ids, rows, layout, mode, mask_zero, splits_are_monotone))
+
+
 def forward(table, ids, rows, layout, mode, weights=None, mask_zero=False,
             zero_bad_ids=False, splits_are_monotone=False):
     """(pooled [B,1,E] float64, argmax [B,1,E] int32 or None)."""
-    table = np.asarray(table)
-    depth = table.shape[1]
-    acc = accumulation_dtype(table.dtype)
-    flat = np.asarray(ids).reshape(-1)
-    w_flat = None if weights is None else np.asarray(weights).reshape(-1).astype(np.float64)
-    plans = plan_rows(ids, rows, layout, mode, mask_zero, splits_are_monotone)
+    table, depth, acc, flat, w_flat, plans = _setup(table, ids, rows, layout, mode, weights,
+                                                   mask_zero, splits_are_monotone)
     pooled = np.zeros((len(plans), 1, depth))
     argmax = np.full((len(plans), 1, depth), NO_STEP, np.int32) if mode == "max" else None
     for b, row in enumerate(plans):
@@ -147,12 +152,8 @@ def backward(table, ids, rows, layout, mode, grad, weights=None, mask_zero=False
              zero_bad_ids=False, splits_are_monotone=False):
     """(values [K,E], indices [K], grad_weights like ids or None), float64:
     one gradient row per pooled step, batch row by batch row, in step order."""
-    table = np.asarray(table)
-    depth = table.shape[1]
-    acc = accumulation_dtype(table.dtype)
-    flat = np.asarray(ids).reshape(-1)
-    w_flat = None if weights is None else np.asarray(weights).reshape(-1).astype(np.float64)
-    plans = plan_rows(ids, rows, layout, mode, mask_zero, splits_are_monotone)
+    table, depth, acc, flat, w_flat, plans = _setup(table, ids, rows, layout, mode, weights,
+                                                   mask_zero, splits_are_monotone)
     grad = np.asarray(grad).reshape(len(plans), depth).astype(np.float64)
     values, indices = [np.zeros((0, depth))], [np.zeros(0, np.int64)]
     grad_weights = np.zeros(flat.size)
