@@ -1,7 +1,7 @@
 // Host emulation of the dynamic GRU's CUDA kernels. See dynamic_gru_emulate.h.
 // The phase sequence below mirrors ForwardKernel / BackwardKernel in
-// dynamic_gru.cu; `Phase(f)` runs f for every thread id, which is what one
-// __syncthreads-delimited phase of a block does.
+// dynamic_gru.cu; `Phase` (emulated_phase.h) stands for one
+// __syncthreads-delimited phase of a block.
 #include "cc/kernels/dynamic_gru_emulate.h"
 
 #include <algorithm>
@@ -9,18 +9,10 @@
 #include <vector>
 
 #include "cc/kernels/dynamic_gru_rowwise.h"
+#include "cc/kernels/emulated_phase.h"
 
 namespace deepctr_ops {
 namespace kernels {
-namespace {
-
-template <typename F>
-void Phase(int threads, F f) {
-  for (int tid = 0; tid < threads; ++tid) f(tid);
-}
-
-}  // namespace
-
 template <typename T, typename Index>
 Status DynamicGruForwardEmulated(const GruShape& s, const GruForwardArgs<T, Index>& a,
                                  int threads) {

@@ -1,7 +1,7 @@
 // Host emulation of the fused embedding pooling's CUDA kernels. See
 // embedding_pool_emulate.h. Each function mirrors its kernel (and launcher) in
-// embedding_pool.cu; `Phase(f)` runs f for every thread id, which is what one
-// __syncthreads-delimited phase of a block does.
+// embedding_pool.cu; `Phase` (emulated_phase.h) stands for one
+// __syncthreads-delimited phase of a block.
 #include "cc/kernels/embedding_pool_emulate.h"
 
 #include <algorithm>
@@ -9,19 +9,11 @@
 #include <vector>
 
 #include "cc/kernels/embedding_pool_device.h"
+#include "cc/kernels/emulated_phase.h"
 #include "cc/kernels/float_types.h"
 
 namespace deepctr_ops {
 namespace kernels {
-namespace {
-
-template <typename F>
-void Phase(int threads, F f) {
-  for (int tid = 0; tid < threads; ++tid) f(tid);
-}
-
-}  // namespace
-
 template <typename T, typename Index, typename Id>
 Status EmbeddingPoolForwardEmulated(const EmbeddingRows<Index, Id>& rows, PoolMode mode,
                                     const T* table, const T* weights, T* output,
