@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cc/kernels/parallel_for.h"
+#include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/status.h"
 
 namespace deepctr_ops {
@@ -67,6 +68,15 @@ inline Device ParseEmulatedDevice(const std::string& device) {
   throw pybind11::value_error("this build of deepctr_ops._kernels has no CUDA kernels");
 #endif
   return Device::kGpu;
+}
+
+// The row layout of the pooling and embedding pooling entries.
+inline kernels::RowLayout ParseRowLayout(const std::string& layout) {
+  if (layout == "lengths") return kernels::RowLayout::kLengths;
+  if (layout == "mask") return kernels::RowLayout::kMask;
+  if (layout == "ragged") return kernels::RowLayout::kRagged;
+  throw pybind11::value_error("layout must be 'lengths', 'mask' or 'ragged', got '" + layout +
+                              "'");
 }
 
 inline std::string DtypeName(const pybind11::array& a) {

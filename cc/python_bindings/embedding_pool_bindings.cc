@@ -36,13 +36,6 @@ using kernels::PoolMode;
 using kernels::PoolRows;
 using kernels::RowLayout;
 
-RowLayout ParseRowLayout(const std::string& layout) {
-  if (layout == "lengths") return RowLayout::kLengths;
-  if (layout == "mask") return RowLayout::kMask;
-  if (layout == "ragged") return RowLayout::kRagged;
-  throw py::value_error("layout must be 'lengths', 'mask' or 'ragged', got '" + layout + "'");
-}
-
 struct Request {
   RowLayout layout = RowLayout::kLengths;
   PoolMode mode = PoolMode::kSum;

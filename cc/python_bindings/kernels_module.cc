@@ -39,13 +39,6 @@ using kernels::PoolMode;
 using kernels::PoolRows;
 using kernels::RowLayout;
 
-RowLayout ParseLayout(const std::string& layout) {
-  if (layout == "lengths") return RowLayout::kLengths;
-  if (layout == "mask") return RowLayout::kMask;
-  if (layout == "ragged") return RowLayout::kRagged;
-  throw py::value_error("layout must be 'lengths', 'mask' or 'ragged', got '" + layout + "'");
-}
-
 struct Request {
   RowLayout layout;
   PoolMode mode;
@@ -178,7 +171,7 @@ py::tuple Pool(const py::array& values, const py::array& row_info, const std::st
                int threads, int repeats, bool validate, const py::object& argmax,
                bool return_argmax) {
   Request req;
-  req.layout = ParseLayout(layout);
+  req.layout = ParseRowLayout(layout);
   ThrowIfError(kernels::ParsePoolMode(mode.c_str(), &req.mode));
   req.gpu = ParseDevice(device);
   req.threads = ResolveThreads(threads);
