@@ -38,7 +38,6 @@ using pool_cpu::FinishStores;
 using pool_cpu::kStreamingStoreBytes;
 using pool_cpu::MaxIndexableSteps;
 using pool_cpu::kDepthBlock;
-using pool_cpu::PrefetchLine;
 using pool_cpu::Unit;
 using pool_cpu::UnitAt;
 using simd::Lanes;

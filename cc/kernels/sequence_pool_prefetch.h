@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cc/kernels/prefetch.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/sequence_pool_rows.h"
 
@@ -75,28 +76,6 @@ inline void FinishStores() {
 #if defined(__AVX__)
   _mm_sfence();
 #endif
-}
-
-// Prefetches the cache line holding *p. An asm statement, not
-// __builtin_prefetch: GCC 12 deleted whole loops of the builtin (a walk whose
-// only effect was prefetching compiled to nothing, and the forward it was to
-// feed ran 2x slower).
-inline void PrefetchLine(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, /*rw=*/0, /*locality=*/3);
-#endif
-}
-
-// Prefetches the cache lines of p[0], ..., p[n - 1].
-template <typename T>
-inline void PrefetchLines(const T* p, int64_t n) {
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t end = first + n * sizeof(T);
-  for (uintptr_t line = first & ~uintptr_t{63}; line < end; line += 64) {
-    PrefetchLine(reinterpret_cast<const void*>(line));
-  }
 }
 
 // Walks the steps the forward will read, kLeadSteps ahead of it and across
