@@ -8,18 +8,13 @@ from __future__ import annotations
 import attention_pool_reference as ref
 import numpy as np
 import pytest
+from cpu_isa_builds import cpu_isa_fixture
 
 ACTIVATIONS = ["sigmoid", "relu", "tanh", "linear"]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
-@pytest.fixture(params=["baseline", "avx2", "avx512"])
-def isa(request, kernels):
-    """Each CPU build of the kernels that this CPU can run (the others skip)."""
-    if not kernels.set_attention_pool_cpu_isa(request.param):
-        pytest.skip(f"this CPU cannot run the {request.param} build")
-    yield request.param
-    kernels.set_attention_pool_cpu_isa("auto")
+isa = cpu_isa_fixture("attention_pool")  # Each CPU build this CPU can run.
 
 
 def _case(rng, b, t, e, units, dtype, layout="lengths", index=np.int64):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gru_reference as ref
 import numpy as np
 import pytest
+from cpu_isa_builds import cpu_isa_fixture
 
 CELLS = ["GRU", "AGRU", "AUGRU"]
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
@@ -17,13 +18,7 @@ SHAPES = [(70, 6, 5, 7), (9, 11, 3, 16), (5, 4, 1, 3), (3, 1, 2, 2), (0, 4, 3, 2
           (4, 0, 3, 2), (4, 3, 0, 5)]
 
 
-@pytest.fixture(params=["baseline", "avx2", "avx512"])
-def isa(request, kernels):
-    """Each CPU build of the kernel that this CPU can run (the others skip)."""
-    if not kernels.set_dynamic_gru_cpu_isa(request.param):
-        pytest.skip(f"this CPU cannot run the {request.param} build")
-    yield request.param
-    kernels.set_dynamic_gru_cpu_isa("auto")
+isa = cpu_isa_fixture("dynamic_gru")  # Each CPU build this CPU can run.
 
 
 def _weights(w):
