@@ -18,7 +18,9 @@
 //   last step (0 for L = 0). Padded steps are never read.
 // * gates [B, T, 3U] holds (r, z, c) of every valid step for the backward (0 in
 //   padding).
-// * Backward (BPTT): from grad_outputs [B, T, U] and grad_final [B, U] gives
+// * Backward (BPTT): from grad_outputs [B, T, U] and grad_final [B, U] (either
+//   may be null: zero, e.g. grad_outputs of a model that uses only the final
+//   state, which then costs no [B, T, U] tensor of zeros) gives
 //   grad_x [B, T, E] (0 in padding), grad_att [B, T] (0 in padding; only for
 //   AGRU/AUGRU), and the weight gradients, accumulated per row chunk and summed.
 #ifndef DEEPCTR_OPS_CC_KERNELS_DYNAMIC_GRU_H_
@@ -91,8 +93,8 @@ struct GruBackwardArgs {
   const T* wc = nullptr;
   const T* outputs = nullptr;
   const T* gates = nullptr;
-  const T* grad_outputs = nullptr;  // [B, T, U]
-  const T* grad_final = nullptr;    // [B, U]
+  const T* grad_outputs = nullptr;  // [B, T, U]; null: zero.
+  const T* grad_final = nullptr;    // [B, U]; null: zero.
   T* grad_x = nullptr;              // [B, T, E]
   T* grad_att = nullptr;            // [B, T]; null for GRU.
   T* grad_wg = nullptr;             // [(E+U), 2U]

@@ -193,7 +193,9 @@ struct BackwardRow {
     if (GruUsesAttention(s->cell)) {
       for (int64_t t = len + tid; t < time; t += threads) a->grad_att[b * time + t] = T(0);
     }
-    for (int64_t j = tid; j < u; j += threads) dh[j] = a->grad_final[b * u + j];
+    for (int64_t j = tid; j < u; j += threads) {
+      dh[j] = a->grad_final != nullptr ? a->grad_final[b * u + j] : T(0);
+    }
   }
 
   DCTR_HOST_DEVICE void Load(int64_t step, int tid, int threads) {
@@ -209,11 +211,11 @@ struct BackwardRow {
   DCTR_HOST_DEVICE void Pointwise(int64_t step, int tid, int threads) {
     const int64_t u = s->units, t = Time(step);
     const T* saved = a->gates + (b * s->time + t) * 3 * u;
-    const T* go = a->grad_outputs + (b * s->time + t) * u;
+    const T* go = a->grad_outputs != nullptr ? a->grad_outputs + (b * s->time + t) * u : nullptr;
     const T at = GruUsesAttention(s->cell) ? a->att[b * s->time + t] : T(0);
     for (int64_t j = tid; j < u; j += threads) {
       const T z = saved[u + j], c = saved[2 * u + j];
-      const T d = dh[j] + go[j];
+      const T d = go != nullptr ? dh[j] + go[j] : dh[j];
       T dc, dz, dp, da = T(0);
       if (s->cell == GruCell::kGru) {
         dc = d * (T(1) - z);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "cc/kernels/dynamic_gru.h"
 #include "cc/ops/kernel_adapter.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -58,6 +59,17 @@ std::string Shape(const Tensor& t) { return t.shape().DebugString(); }
 
 absl::Status Mismatch(const std::string& name, const std::string& want, const Tensor& t) {
   return absl::InvalidArgumentError(name + " must have shape " + want + ", got " + Shape(t));
+}
+
+// An incoming gradient that is either `want` or empty ([0]: zero, so that a
+// model using only the final state passes no [B, T, U] tensor of zeros).
+// Returns its data, or null for zero.
+template <typename T>
+absl::StatusOr<const T*> OptionalGrad(const std::string& name, const TensorShape& want,
+                                      const Tensor& t) {
+  if (t.shape() == want) return t.flat<T>().data();
+  if (t.dims() == 1 && t.dim_size(0) == 0) return nullptr;
+  return Mismatch(name, want.DebugString() + " or [0] (zero)", t);
 }
 
 // Checks x, lengths, att_scores, wg and wc (and bg, bc when given) and fills
@@ -177,14 +189,15 @@ class DynamicGruGradOp : public OpKernel {
     const TensorShape seq({s.batch, s.time, s.units});
     OP_REQUIRES(ctx, outputs.shape() == seq,
                 Mismatch("outputs", seq.DebugString(), outputs));
-    OP_REQUIRES(ctx, grad_outputs.shape() == seq,
-                Mismatch("grad_outputs", seq.DebugString(), grad_outputs));
+    const absl::StatusOr<const T*> go = OptionalGrad<T>("grad_outputs", seq, grad_outputs);
+    OP_REQUIRES_OK(ctx, go.status());
     const TensorShape gates_shape({s.batch, s.time, 3 * s.units});
     OP_REQUIRES(ctx, gates.shape() == gates_shape,
                 Mismatch("gates", gates_shape.DebugString(), gates));
     const TensorShape final_shape({s.batch, s.units});
-    OP_REQUIRES(ctx, grad_final.shape() == final_shape,
-                Mismatch("grad_final_state", final_shape.DebugString(), grad_final));
+    const absl::StatusOr<const T*> gf =
+        OptionalGrad<T>("grad_final_state", final_shape, grad_final);
+    OP_REQUIRES_OK(ctx, gf.status());
     Tensor *grad_x = nullptr, *grad_att = nullptr, *grad_wg = nullptr, *grad_bg = nullptr,
            *grad_wc = nullptr, *grad_bc = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &grad_x));
@@ -202,8 +215,8 @@ class DynamicGruGradOp : public OpKernel {
     a.wc = wc.flat<T>().data();
     a.outputs = outputs.flat<T>().data();
     a.gates = gates.flat<T>().data();
-    a.grad_outputs = grad_outputs.flat<T>().data();
-    a.grad_final = grad_final.flat<T>().data();
+    a.grad_outputs = *go;
+    a.grad_final = *gf;
     a.grad_x = grad_x->flat<T>().data();
     a.grad_att = use_att ? grad_att->flat<T>().data() : nullptr;
     a.grad_wg = grad_wg->flat<T>().data();

@@ -138,7 +138,13 @@ REGISTER_OP("DeepCTR>DynamicGruGrad")
       TF_RETURN_IF_ERROR(MergeGruDims(c, 3, -1, 4, -1, &d));
       ShapeHandle seq = c->MakeShape({d.batch, d.time, d.units});
       TF_RETURN_IF_ERROR(c->Merge(c->input(5), seq, &seq));
-      TF_RETURN_IF_ERROR(c->Merge(c->input(7), seq, &seq));
+      // grad_outputs and grad_final_state may be [0]: zero.
+      if (c->RankKnown(c->input(7)) && c->Rank(c->input(7)) == 1) {
+        DimensionHandle zero;
+        TF_RETURN_IF_ERROR(c->WithValue(c->Dim(c->input(7), 0), 0, &zero));
+      } else {
+        TF_RETURN_IF_ERROR(c->Merge(c->input(7), seq, &seq));
+      }
       DimensionHandle two_units, three_units;
       TF_RETURN_IF_ERROR(c->Multiply(d.units, 2, &two_units));
       TF_RETURN_IF_ERROR(c->Multiply(d.units, 3, &three_units));
@@ -149,6 +155,11 @@ REGISTER_OP("DeepCTR>DynamicGruGrad")
       c->set_output(4, d.wc);
       c->set_output(5, c->MakeShape({d.units}));
       return absl::OkStatus();
-    });
+    })
+    .Doc(R"doc(
+BPTT of DeepCTR>DynamicGru from its saved outputs and gates. grad_outputs
+[B, T, U] and grad_final_state [B, U] may each be [0], meaning zero (the
+gradient of a model that uses only one of the two outputs).
+)doc");
 
 }  // namespace deepctr_ops

@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "cc/kernels/dynamic_gru.h"
@@ -37,14 +38,24 @@ py::array_t<V> Array(const py::object& obj, const char* name) {
   return a;
 }
 
-void Expect(const py::array& a, std::vector<int64_t> shape, const std::string& name) {
+void Expect(const py::array& a, std::vector<int64_t> shape, const std::string& name,
+            const std::string& alternative = "") {
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
   if (!ok) {
     std::string want = "[";
     for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-    throw py::value_error(name + " must have shape " + want + "]");
+    throw py::value_error(name + " must have shape " + want + "]" + alternative);
   }
+}
+
+// An incoming gradient of shape `shape`, or an empty array: zero (null).
+template <typename T>
+const T* OptionalGrad(const py::array_t<T>& a, std::vector<int64_t> shape,
+                      const std::string& name) {
+  if (a.ndim() == 1 && a.shape(0) == 0) return nullptr;
+  Expect(a, std::move(shape), name, " or be empty (zero)");
+  return a.data();
 }
 
 struct Inputs {
@@ -133,9 +144,7 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
   auto outputs = fwd[0].cast<py::array_t<T>>();
   auto gates = fwd[2].cast<py::array_t<T>>();
   auto grad_outputs = Array<T>(grad_outputs_obj, "grad_outputs");
-  Expect(grad_outputs, {s.batch, s.time, s.units}, "grad_outputs");
   auto grad_final = Array<T>(grad_final_obj, "grad_final");
-  Expect(grad_final, {s.batch, s.units}, "grad_final");
   const bool use_att = kernels::GruUsesAttention(s.cell);
   py::array_t<T> gx({s.batch, s.time, s.input});
   py::array_t<T> gatt(std::vector<int64_t>{use_att ? s.batch : 0, use_att ? s.time : 0});
@@ -151,8 +160,8 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
   b.wc = a.wc.data();
   b.outputs = outputs.data();
   b.gates = gates.data();
-  b.grad_outputs = grad_outputs.data();
-  b.grad_final = grad_final.data();
+  b.grad_outputs = OptionalGrad(grad_outputs, {s.batch, s.time, s.units}, "grad_outputs");
+  b.grad_final = OptionalGrad(grad_final, {s.batch, s.units}, "grad_final");
   b.grad_x = gx.mutable_data();
   b.grad_att = use_att ? gatt.mutable_data() : nullptr;
   b.grad_wg = gwg.mutable_data();
@@ -241,7 +250,9 @@ void BindDynamicGru(py::module_& m) {
 x [B, T, E] float32/float64 (the other arrays are converted to its dtype),
 lengths [B] int32/int64, weights wg [E+U, 2U], bg [2U], wc [E+U, U], bc [U],
 att [B, T] (or [B, T, 1]) for AGRU/AUGRU. Forward: (outputs, final_state,
-gates, milliseconds). Backward (runs the forward on the same device first):
+gates, milliseconds). Backward (runs the forward on the same device first;
+grad_outputs [B, T, U] and grad_final [B, U], either may be an empty array
+meaning zero):
 (grad_x, grad_att ([0, 0] for GRU), grad_wg, grad_bg, grad_wc, grad_bc,
 milliseconds). milliseconds is the GPU mean time of one launch, 0 on the CPU.
 device='emulated' runs the CUDA kernels' code on the host, block by block and

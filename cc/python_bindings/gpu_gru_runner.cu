@@ -68,8 +68,10 @@ kernels::Status RunDynamicGruBackwardOnGpu(const kernels::GruShape& s,
   if (st.ok()) st = Upload(host.wc, (e + u) * u, &wc);
   if (st.ok()) st = Upload(host.outputs, b * t * u, &out);
   if (st.ok()) st = Upload(host.gates, b * t * 3 * u, &gates);
-  if (st.ok()) st = Upload(host.grad_outputs, b * t * u, &go);
-  if (st.ok()) st = Upload(host.grad_final, b * u, &gf);
+  // A null incoming gradient (zero) stays null on the device.
+  const bool has_go = host.grad_outputs != nullptr, has_gf = host.grad_final != nullptr;
+  if (st.ok()) st = Upload(host.grad_outputs, has_go ? b * t * u : 0, &go);
+  if (st.ok()) st = Upload(host.grad_final, has_gf ? b * u : 0, &gf);
   if (st.ok()) st = CudaStatus(gx.Allocate(b * t * e * sizeof(T)), "cudaMalloc");
   if (st.ok()) st = CudaStatus(ga.Allocate((att ? b * t : 0) * sizeof(T)), "cudaMalloc");
   if (st.ok()) st = CudaStatus(gwg.Allocate((e + u) * 2 * u * sizeof(T)), "cudaMalloc");
@@ -85,8 +87,8 @@ kernels::Status RunDynamicGruBackwardOnGpu(const kernels::GruShape& s,
   d.wc = static_cast<const T*>(wc.get());
   d.outputs = static_cast<const T*>(out.get());
   d.gates = static_cast<const T*>(gates.get());
-  d.grad_outputs = static_cast<const T*>(go.get());
-  d.grad_final = static_cast<const T*>(gf.get());
+  d.grad_outputs = has_go ? static_cast<const T*>(go.get()) : nullptr;
+  d.grad_final = has_gf ? static_cast<const T*>(gf.get()) : nullptr;
   d.grad_x = static_cast<T*>(gx.get());
   d.grad_att = att ? static_cast<T*>(ga.get()) : nullptr;
   d.grad_wg = static_cast<T*>(gwg.get());

@@ -146,6 +146,30 @@ def test_nan_in_padding_does_not_leak_and_nan_in_a_valid_step_propagates(kernels
     assert np.all(np.isfinite(gx[0, :3])) and np.all(gx[0, 3:] == 0) and np.all(gx[2] == 0)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("device", ["cpu", "emulated"])
+def test_empty_incoming_gradient_is_zero(kernels, isa, rng, cell, reverse, device):
+    # An empty grad_outputs / grad_final means zero: the same gradients as an
+    # array of zeros (a model using only the final state, or only the sequence).
+    x, lengths, w, att = ref.random_case(rng, 40, 6, 5, 7, cell)
+    go = rng.standard_normal((40, 6, 7))
+    gf = rng.standard_normal((40, 7))
+    empty = np.zeros((0,))
+    for given, zeros in (((empty, gf), (np.zeros_like(go), gf)),
+                         ((go, empty), (go, np.zeros_like(gf))),
+                         ((empty, empty), (np.zeros_like(go), np.zeros_like(gf)))):
+        got = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=given[0],
+                   grad_final=given[1], device=device)
+        want = _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=zeros[0],
+                    grad_final=zeros[1], device=device)
+        for g, r in zip(got[:6], want[:6]):
+            np.testing.assert_array_equal(g, r)
+    with pytest.raises(ValueError, match="grad_outputs must have shape"):
+        _run(kernels, x, lengths, w, att, cell, reverse, grad_outputs=np.zeros((3,)),
+             grad_final=gf)
+
+
 def test_bad_arguments_name_the_argument(kernels, rng):
     x, lengths, w, att = ref.random_case(rng, 3, 4, 2, 3, "AGRU")
     with pytest.raises(ValueError, match="att is required"):

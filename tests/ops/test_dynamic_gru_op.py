@@ -155,6 +155,53 @@ def test_nan_in_padding_never_reaches_outputs_or_gradients(rng, impl, cell):
     assert np.all(grads[0].numpy()[0, 2:] == 0) and np.all(grads[0].numpy()[2] == 0)
 
 
+@pytest.mark.parametrize("pick", [0, 1])
+def test_unused_output_gradient_goes_in_empty_inside_tf_function(rng, pick):
+    # return_sequence=False uses only the final state: its BPTT must get
+    # grad_outputs [0] (zero), not a [B, T, U] tensor of zeros, and the same
+    # numbers as the twin.
+    x, lengths, weights, _ = _case(rng, "GRU", b=40)
+    xt = tf.constant(x)
+
+    def grad():
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = tf.reduce_sum(_run(xt, lengths, weights, None, "GRU")[pick] ** 2)
+        return tape.gradient(loss, xt)
+
+    fn = tf.function(grad)
+    graph = fn.get_concrete_function().graph
+    (bptt,) = [op for op in graph.get_operations() if op.type == "DeepCTR>DynamicGruGrad"]
+    unused = bptt.inputs[8 if pick == 0 else 7]  # grad_final_state / grad_outputs
+    assert unused.shape.as_list() == [0]
+    with implementation("tf"):
+        want = grad()
+    np.testing.assert_allclose(fn().numpy(), want.numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_grad_op_takes_an_empty_incoming_gradient_as_zero(rng):
+    x, lengths, weights, _ = _case(rng, "GRU")
+    ops = _loader.load()
+    outputs, final, gates = ops.DeepCTR_DynamicGru(
+        x=x, lengths=lengths, att_scores=np.zeros([0]), wg=weights[0], bg=weights[1],
+        wc=weights[2], bc=weights[3])
+
+    def bptt(grad_outputs, grad_final):
+        return ops.DeepCTR_DynamicGruGrad(
+            x=x, lengths=lengths, att_scores=np.zeros([0]), wg=weights[0], wc=weights[2],
+            outputs=outputs, gates=gates, grad_outputs=grad_outputs, grad_final_state=grad_final)
+
+    go = rng.standard_normal(outputs.shape)
+    for got, want in zip(bptt(np.zeros([0]), go[:, 0]), bptt(np.zeros_like(go), go[:, 0])):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for got, want in zip(bptt(go, np.zeros([0])), bptt(go, np.zeros_like(go[:, 0]))):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="grad_outputs"):
+        bptt(np.zeros([3]), go[:, 0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="grad_final_state"):
+        bptt(go, np.zeros([2]))
+
+
 def test_second_order_gradient_raises_naming_the_op(rng):
     x, lengths, weights, _ = _case(rng, "GRU")
     xt = tf.constant(x)

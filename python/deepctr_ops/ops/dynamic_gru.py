@@ -182,14 +182,35 @@ def _dynamic_gru_twin(x, lengths, wg, bg, wc, bc, att_scores, cell, reverse):
 # ---- gradient: the C++ BPTT op, registered once at import --------------------
 
 
+def _is_tape_zeros(grad) -> bool:
+    """True for None and for a graph gradient that is zeros (Fill, Const, ZerosLike)
+    (what GradientTape and tf.gradients give an op output the loss does not
+    use). An eager tensor is never inspected: that would read it."""
+    if grad is None:
+        return True
+    op = getattr(grad, "op", None)
+    if op is None or tf.executing_eagerly():
+        return False
+    if op.type == "ZerosLike":
+        return True
+    if op.type in ("Fill", "Const"):  # tf.zeros: Fill, or Const when small.
+        value = tf.get_static_value(op.inputs[1] if op.type == "Fill" else grad)
+        return value is not None and not value.any()
+    return False
+
+
 @tf.RegisterGradient("DeepCTR>DynamicGru")
 def _dynamic_gru_grad(op, grad_outputs, grad_final, _grad_gates=None):
     x, lengths, att, wg, _bg, wc, _bc = op.inputs
     outputs, final, gates = op.outputs
-    if grad_outputs is None:
-        grad_outputs = tf.zeros_like(outputs)
-    if grad_final is None:
-        grad_final = tf.zeros_like(final)
+    # An unused output's gradient goes in as [0] (zero), so that a model that
+    # keeps only the final state (return_sequence=False) neither fills nor
+    # reads [B, T, U] zeros. The tape hands such a gradient over as zeros it
+    # built itself (a Fill of 0, which then has no consumer and is pruned).
+    if _is_tape_zeros(grad_outputs):
+        grad_outputs = tf.zeros([0], outputs.dtype)
+    if _is_tape_zeros(grad_final):
+        grad_final = tf.zeros([0], final.dtype)
     cell = op.get_attr("cell")
     if isinstance(cell, bytes):
         cell = cell.decode()
