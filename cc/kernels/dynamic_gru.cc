@@ -16,19 +16,19 @@ namespace kernels {
 namespace isa_avx2_fma {
 template <typename T, typename Index>
 Status ForwardImpl(const GruShape& shape, const GruForwardArgs<T, Index>& args,
-                   const ParallelFor& parallel_for);
+                   const ParallelFor& parallel_for, int directions);
 template <typename T, typename Index>
 Status BackwardImpl(const GruShape& shape, const GruBackwardArgs<T, Index>& args,
-                    const ParallelFor& parallel_for);
+                    const ParallelFor& parallel_for, int directions);
 }  // namespace isa_avx2_fma
 
 namespace isa_avx512 {
 template <typename T, typename Index>
 Status ForwardImpl(const GruShape& shape, const GruForwardArgs<T, Index>& args,
-                   const ParallelFor& parallel_for);
+                   const ParallelFor& parallel_for, int directions);
 template <typename T, typename Index>
 Status BackwardImpl(const GruShape& shape, const GruBackwardArgs<T, Index>& args,
-                    const ParallelFor& parallel_for);
+                    const ParallelFor& parallel_for, int directions);
 }  // namespace isa_avx512
 
 namespace {
@@ -41,27 +41,33 @@ CpuIsaChoice isa_choice(/*need_avx512vl=*/false);
 
 template <typename T, typename Index>
 Status DynamicGruForwardCpu(const GruShape& shape, const GruForwardArgs<T, Index>& args,
-                            const ParallelFor& parallel_for) {
+                            const ParallelFor& parallel_for, int directions) {
+  if (directions != 1 && directions != 2) {
+    return Status::InvalidArgument("a dynamic GRU has 1 or 2 directions");
+  }
   switch (isa_choice.Best()) {
     case Isa::kAvx512:
-      return isa_avx512::ForwardImpl(shape, args, parallel_for);
+      return isa_avx512::ForwardImpl(shape, args, parallel_for, directions);
     case Isa::kAvx2Fma:
-      return isa_avx2_fma::ForwardImpl(shape, args, parallel_for);
+      return isa_avx2_fma::ForwardImpl(shape, args, parallel_for, directions);
     default:
-      return isa_baseline::ForwardImpl(shape, args, parallel_for);
+      return isa_baseline::ForwardImpl(shape, args, parallel_for, directions);
   }
 }
 
 template <typename T, typename Index>
 Status DynamicGruBackwardCpu(const GruShape& shape, const GruBackwardArgs<T, Index>& args,
-                             const ParallelFor& parallel_for) {
+                             const ParallelFor& parallel_for, int directions) {
+  if (directions != 1 && directions != 2) {
+    return Status::InvalidArgument("a dynamic GRU has 1 or 2 directions");
+  }
   switch (isa_choice.Best()) {
     case Isa::kAvx512:
-      return isa_avx512::BackwardImpl(shape, args, parallel_for);
+      return isa_avx512::BackwardImpl(shape, args, parallel_for, directions);
     case Isa::kAvx2Fma:
-      return isa_avx2_fma::BackwardImpl(shape, args, parallel_for);
+      return isa_avx2_fma::BackwardImpl(shape, args, parallel_for, directions);
     default:
-      return isa_baseline::BackwardImpl(shape, args, parallel_for);
+      return isa_baseline::BackwardImpl(shape, args, parallel_for, directions);
   }
 }
 
@@ -70,10 +76,10 @@ bool SetDynamicGruCpuIsa(const std::string& name) { return isa_choice.Force(name
 #define DEEPCTR_OPS_INSTANTIATE_GRU(T, Index)                                             \
   template Status DynamicGruForwardCpu<T, Index>(const GruShape&,                         \
                                                  const GruForwardArgs<T, Index>&,         \
-                                                 const ParallelFor&);                     \
+                                                 const ParallelFor&, int);                \
   template Status DynamicGruBackwardCpu<T, Index>(const GruShape&,                        \
                                                   const GruBackwardArgs<T, Index>&,       \
-                                                  const ParallelFor&);
+                                                  const ParallelFor&, int);
 DEEPCTR_OPS_INSTANTIATE_GRU(float, int32_t)
 DEEPCTR_OPS_INSTANTIATE_GRU(float, int64_t)
 DEEPCTR_OPS_INSTANTIATE_GRU(double, int32_t)

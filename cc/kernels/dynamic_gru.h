@@ -82,6 +82,9 @@ struct GruForwardArgs {
   T* outputs = nullptr;  // [B, T, U]
   T* final_state = nullptr;  // [B, U]
   T* gates = nullptr;    // [B, T, 3U]
+  // Row stride of outputs and final_state; 0: U. A bidirectional call writes
+  // each direction's U columns of one [B, T, 2U] / [B, 2U] tensor (stride 2U).
+  int64_t out_stride = 0;
 };
 
 template <typename T, typename Index>
@@ -101,17 +104,28 @@ struct GruBackwardArgs {
   T* grad_bg = nullptr;             // [2U]
   T* grad_wc = nullptr;             // [(E+U), U]
   T* grad_bc = nullptr;             // [U]
+  // Row stride of outputs, grad_outputs and grad_final; 0: U (see above).
+  int64_t out_stride = 0;
+  // Add to grad_x and grad_att (valid steps only; their padding is left as
+  // is) instead of writing them: the second direction of a bidirectional call.
+  bool accumulate_input_grads = false;
 };
 
+DCTR_HOST_DEVICE inline int64_t GruOutStride(int64_t out_stride, int64_t units) {
+  return out_stride > 0 ? out_stride : units;
+}
+
 // CPU; host pointers. T is float or double, Index int32_t or int64_t
-// (explicitly instantiated).
+// (explicitly instantiated). directions = 2 runs a bidirectional GRU whose
+// arguments hold both directions (dynamic_gru_directions.h) in one parallel
+// loop; shape.reverse is then ignored.
 template <typename T, typename Index>
 Status DynamicGruForwardCpu(const GruShape& shape, const GruForwardArgs<T, Index>& args,
-                            const ParallelFor& parallel_for);
+                            const ParallelFor& parallel_for, int directions = 1);
 
 template <typename T, typename Index>
 Status DynamicGruBackwardCpu(const GruShape& shape, const GruBackwardArgs<T, Index>& args,
-                             const ParallelFor& parallel_for);
+                             const ParallelFor& parallel_for, int directions = 1);
 
 // Tests only: which CPU build the two functions above use: "auto" (the best
 // the CPU supports, the default), "baseline" (AVX), "avx2" (AVX2+FMA) or

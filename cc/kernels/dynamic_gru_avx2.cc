@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/dynamic_gru_directions.h"
 #include "cc/kernels/host_device.h"
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/status.h"
@@ -39,9 +40,9 @@ namespace isa_avx2_fma {
 
 #define DEEPCTR_OPS_INSTANTIATE_GRU(T, Index)                                             \
   template Status ForwardImpl<T, Index>(const GruShape&, const GruForwardArgs<T, Index>&, \
-                                        const ParallelFor&);                              \
+                                        const ParallelFor&, int);                         \
   template Status BackwardImpl<T, Index>(const GruShape&, const GruBackwardArgs<T, Index>&, \
-                                         const ParallelFor&);
+                                         const ParallelFor&, int);
 DEEPCTR_OPS_INSTANTIATE_GRU(float, int32_t)
 DEEPCTR_OPS_INSTANTIATE_GRU(float, int64_t)
 DEEPCTR_OPS_INSTANTIATE_GRU(double, int32_t)

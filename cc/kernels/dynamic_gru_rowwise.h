@@ -92,7 +92,10 @@ struct ForwardRow {
   // Zeros the padded outputs / gates and the state.
   DCTR_HOST_DEVICE void Start(int tid, int threads) {
     const int64_t u = s->units, g = 3 * u, time = s->time;
-    for (int64_t i = len * u + tid; i < time * u; i += threads) a->outputs[b * time * u + i] = T(0);
+    const int64_t ldo = GruOutStride(a->out_stride, u);
+    for (int64_t i = len * u + tid; i < time * u; i += threads) {
+      a->outputs[(b * time + i / u) * ldo + i % u] = T(0);
+    }
     for (int64_t i = len * g + tid; i < time * g; i += threads) a->gates[b * time * g + i] = T(0);
     for (int64_t j = tid; j < u; j += threads) h[j] = T(0);
   }
@@ -122,7 +125,7 @@ struct ForwardRow {
   DCTR_HOST_DEVICE void Candidate(int64_t step, int tid, int threads) {
     const int64_t e = s->input, u = s->units, t = Time(step);
     const T at = GruUsesAttention(s->cell) ? a->att[b * s->time + t] : T(0);
-    T* out = a->outputs + (b * s->time + t) * u;
+    T* out = a->outputs + (b * s->time + t) * GruOutStride(a->out_stride, u);
     T* saved = a->gates + (b * s->time + t) * 3 * u;
     for (int64_t j = tid; j < u; j += threads) {
       T acc = a->bc[j];
@@ -152,7 +155,8 @@ struct ForwardRow {
   }
 
   DCTR_HOST_DEVICE void Finish(int tid, int threads) {
-    for (int64_t j = tid; j < s->units; j += threads) a->final_state[b * s->units + j] = h[j];
+    T* final_state = a->final_state + b * GruOutStride(a->out_stride, s->units);
+    for (int64_t j = tid; j < s->units; j += threads) final_state[j] = h[j];
   }
 };
 
@@ -186,16 +190,21 @@ struct BackwardRow {
 
   DCTR_HOST_DEVICE int64_t Time(int64_t step) const { return s->reverse ? len - 1 - step : step; }
 
-  // Zeros grad_x / grad_att in padding and loads grad_final into dh.
+  // Zeros grad_x / grad_att in padding (unless accumulating) and loads
+  // grad_final into dh.
   DCTR_HOST_DEVICE void Start(int tid, int threads) {
     const int64_t e = s->input, u = s->units, time = s->time;
-    for (int64_t i = len * e + tid; i < time * e; i += threads) a->grad_x[b * time * e + i] = T(0);
-    if (GruUsesAttention(s->cell)) {
-      for (int64_t t = len + tid; t < time; t += threads) a->grad_att[b * time + t] = T(0);
+    if (!a->accumulate_input_grads) {
+      for (int64_t i = len * e + tid; i < time * e; i += threads) {
+        a->grad_x[b * time * e + i] = T(0);
+      }
+      if (GruUsesAttention(s->cell)) {
+        for (int64_t t = len + tid; t < time; t += threads) a->grad_att[b * time + t] = T(0);
+      }
     }
-    for (int64_t j = tid; j < u; j += threads) {
-      dh[j] = a->grad_final != nullptr ? a->grad_final[b * u + j] : T(0);
-    }
+    const T* grad_final =
+        a->grad_final != nullptr ? a->grad_final + b * GruOutStride(a->out_stride, u) : nullptr;
+    for (int64_t j = tid; j < u; j += threads) dh[j] = grad_final != nullptr ? grad_final[j] : T(0);
   }
 
   DCTR_HOST_DEVICE void Load(int64_t step, int tid, int threads) {
@@ -203,15 +212,16 @@ struct BackwardRow {
     const T* src = a->x + (b * s->time + t) * e;
     for (int64_t i = tid; i < e; i += threads) x[i] = src[i];
     const int64_t tp = s->reverse ? t + 1 : t - 1;
-    for (int64_t k = tid; k < u; k += threads) {
-      hp[k] = step > 0 ? a->outputs[(b * s->time + tp) * u + k] : T(0);
-    }
+    const T* prev = a->outputs + (b * s->time + tp) * GruOutStride(a->out_stride, u);
+    for (int64_t k = tid; k < u; k += threads) hp[k] = step > 0 ? prev[k] : T(0);
   }
 
   DCTR_HOST_DEVICE void Pointwise(int64_t step, int tid, int threads) {
     const int64_t u = s->units, t = Time(step);
     const T* saved = a->gates + (b * s->time + t) * 3 * u;
-    const T* go = a->grad_outputs != nullptr ? a->grad_outputs + (b * s->time + t) * u : nullptr;
+    const T* go = a->grad_outputs != nullptr
+                      ? a->grad_outputs + (b * s->time + t) * GruOutStride(a->out_stride, u)
+                      : nullptr;
     const T at = GruUsesAttention(s->cell) ? a->att[b * s->time + t] : T(0);
     for (int64_t j = tid; j < u; j += threads) {
       const T z = saved[u + j], c = saved[2 * u + j];
@@ -248,7 +258,8 @@ struct BackwardRow {
     if (tid == 0 && GruUsesAttention(s->cell)) {
       T da = T(0);
       for (int64_t j = 0; j < u; ++j) da += part[j];
-      a->grad_att[b * s->time + Time(step)] = da;
+      T* grad_att = a->grad_att + b * s->time + Time(step);
+      *grad_att = a->accumulate_input_grads ? *grad_att + da : da;
     }
     const T* saved = a->gates + (b * s->time + Time(step)) * 3 * u;
     for (int64_t k = tid; k < u; k += threads) {
@@ -269,7 +280,7 @@ struct BackwardRow {
       T acc = T(0);
       for (int64_t j = 0; j < 2 * u; ++j) acc += ds[j] * a->wg[i * 2 * u + j];
       for (int64_t j = 0; j < u; ++j) acc += ds[2 * u + j] * a->wc[i * u + j];
-      dx[i] = acc;
+      dx[i] = a->accumulate_input_grads ? dx[i] + acc : acc;
     }
     const int64_t rows = e + u;
     for (int64_t idx = tid; idx < rows * 3 * u; idx += threads) {

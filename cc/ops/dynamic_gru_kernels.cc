@@ -2,10 +2,12 @@
 // argument), allocate the outputs, call the TF-free kernel on the CPU pool or
 // the op's CUDA stream.
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/dynamic_gru_directions.h"
 #include "cc/ops/kernel_adapter.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -27,30 +29,45 @@ using kernels::GruBackwardArgs;
 using kernels::GruForwardArgs;
 using kernels::GruShape;
 
+// `directions` (1 or 2): dynamic_gru_directions.h.
 struct CpuDevice {
   template <typename T, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const GruShape& s,
-                                 const GruForwardArgs<T, Index>& a) {
-    return kernels::DynamicGruForwardCpu(s, a, CpuParallelFor(ctx));
+                                 const GruForwardArgs<T, Index>& a, int directions) {
+    return kernels::DynamicGruForwardCpu(s, a, CpuParallelFor(ctx), directions);
   }
   template <typename T, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const GruShape& s,
-                                  const GruBackwardArgs<T, Index>& a) {
-    return kernels::DynamicGruBackwardCpu(s, a, CpuParallelFor(ctx));
+                                  const GruBackwardArgs<T, Index>& a, int directions) {
+    return kernels::DynamicGruBackwardCpu(s, a, CpuParallelFor(ctx), directions);
   }
 };
 
 #if DEEPCTR_OPS_WITH_CUDA
+// One launch per direction on the op's stream, in order (the backward's
+// direction 1 adds to direction 0's grad_x).
 struct GpuDevice {
   template <typename T, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const GruShape& s,
-                                 const GruForwardArgs<T, Index>& a) {
-    return kernels::LaunchDynamicGruForward(s, a, GpuStream(ctx));
+                                 const GruForwardArgs<T, Index>& a, int directions) {
+    kernels::Status status = kernels::Status::Ok();
+    for (int d = 0; d < directions && status.ok(); ++d) {
+      status = kernels::LaunchDynamicGruForward(kernels::DirectionShape(s, directions, d),
+                                                kernels::DirectionArgs(s, a, directions, d),
+                                                GpuStream(ctx));
+    }
+    return status;
   }
   template <typename T, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const GruShape& s,
-                                  const GruBackwardArgs<T, Index>& a) {
-    return kernels::LaunchDynamicGruBackward(s, a, GpuStream(ctx));
+                                  const GruBackwardArgs<T, Index>& a, int directions) {
+    kernels::Status status = kernels::Status::Ok();
+    for (int d = 0; d < directions && status.ok(); ++d) {
+      status = kernels::LaunchDynamicGruBackward(kernels::DirectionShape(s, directions, d),
+                                                 kernels::DirectionArgs(s, a, directions, d),
+                                                 GpuStream(ctx));
+    }
+    return status;
   }
 };
 #endif
@@ -122,12 +139,33 @@ absl::Status ReadShape(const std::string& cell_name, bool reverse,
   return absl::OkStatus();
 }
 
-template <typename Device, typename T, typename Index>
+// One direction's weight: `w` itself, or for two directions the first of its
+// [2, ...] stack (both have the same shape).
+absl::StatusOr<Tensor> DirectionWeight(const std::string& name, const Tensor& w, int rank,
+                                       int directions) {
+  if (directions == 1) return w;
+  if (w.dims() != rank + 1 || w.dim_size(0) != directions) {
+    return absl::InvalidArgumentError(name + " must be a [2, ...] stack of the forward and " +
+                                      "reverse weights, got shape " + Shape(w));
+  }
+  return w.SubSlice(0);
+}
+
+// [directions, dims...], or dims for one direction.
+TensorShape StackedShape(int directions, std::initializer_list<int64_t> dims) {
+  TensorShape shape(dims);
+  if (directions > 1) shape.InsertDim(0, directions);
+  return shape;
+}
+
+// DeepCTR>DynamicGru (kDirections = 1) and DeepCTR>BidirectionalDynamicGru
+// (2: dynamic_gru_directions.h).
+template <typename Device, typename T, typename Index, int kDirections>
 class DynamicGruOp : public OpKernel {
  public:
   explicit DynamicGruOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("cell", &cell_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
+    if (kDirections == 1) OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -138,14 +176,27 @@ class DynamicGruOp : public OpKernel {
     const Tensor& bg = ctx->input(4);
     const Tensor& wc = ctx->input(5);
     const Tensor& bc = ctx->input(6);
+    const absl::StatusOr<Tensor> wg1 = DirectionWeight("wg (gates kernel)", wg, 2, kDirections);
+    OP_REQUIRES_OK(ctx, wg1.status());
+    const absl::StatusOr<Tensor> bg1 = DirectionWeight("bg (gates bias)", bg, 1, kDirections);
+    OP_REQUIRES_OK(ctx, bg1.status());
+    const absl::StatusOr<Tensor> wc1 =
+        DirectionWeight("wc (candidate kernel)", wc, 2, kDirections);
+    OP_REQUIRES_OK(ctx, wc1.status());
+    const absl::StatusOr<Tensor> bc1 = DirectionWeight("bc (candidate bias)", bc, 1, kDirections);
+    OP_REQUIRES_OK(ctx, bc1.status());
     GruShape s;
-    OP_REQUIRES_OK(ctx, ReadShape(cell_, reverse_, x, lengths, att, wg, &bg, wc, &bc, &s));
+    OP_REQUIRES_OK(ctx, ReadShape(cell_, reverse_, x, lengths, att, *wg1, &*bg1, *wc1, &*bc1,
+                                  &s));
+    const int64_t out_units = kDirections * s.units;
     Tensor *outputs = nullptr, *final_state = nullptr, *gates = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.batch, s.time, s.units}),
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.batch, s.time, out_units}),
                                              &outputs));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.batch, s.units}), &final_state));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({s.batch, s.time, 3 * s.units}),
-                                             &gates));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.batch, out_units}),
+                                             &final_state));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            2, StackedShape(kDirections, {s.batch, s.time, 3 * s.units}),
+                            &gates));
     GruForwardArgs<T, Index> a;
     a.x = x.flat<T>().data();
     a.lengths = lengths.flat<Index>().data();
@@ -157,7 +208,7 @@ class DynamicGruOp : public OpKernel {
     a.outputs = outputs->flat<T>().data();
     a.final_state = final_state->flat<T>().data();
     a.gates = gates->flat<T>().data();
-    OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, s, a)));
+    OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, s, a, kDirections)));
   }
 
  private:
@@ -165,12 +216,12 @@ class DynamicGruOp : public OpKernel {
   bool reverse_ = false;
 };
 
-template <typename Device, typename T, typename Index>
+template <typename Device, typename T, typename Index, int kDirections>
 class DynamicGruGradOp : public OpKernel {
  public:
   explicit DynamicGruGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("cell", &cell_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
+    if (kDirections == 1) OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -183,18 +234,24 @@ class DynamicGruGradOp : public OpKernel {
     const Tensor& gates = ctx->input(6);
     const Tensor& grad_outputs = ctx->input(7);
     const Tensor& grad_final = ctx->input(8);
+    const absl::StatusOr<Tensor> wg1 = DirectionWeight("wg (gates kernel)", wg, 2, kDirections);
+    OP_REQUIRES_OK(ctx, wg1.status());
+    const absl::StatusOr<Tensor> wc1 =
+        DirectionWeight("wc (candidate kernel)", wc, 2, kDirections);
+    OP_REQUIRES_OK(ctx, wc1.status());
     GruShape s;
-    OP_REQUIRES_OK(ctx, ReadShape(cell_, reverse_, x, lengths, att, wg, nullptr, wc,
+    OP_REQUIRES_OK(ctx, ReadShape(cell_, reverse_, x, lengths, att, *wg1, nullptr, *wc1,
                                   nullptr, &s));
-    const TensorShape seq({s.batch, s.time, s.units});
+    const int64_t out_units = kDirections * s.units;
+    const TensorShape seq({s.batch, s.time, out_units});
     OP_REQUIRES(ctx, outputs.shape() == seq,
                 Mismatch("outputs", seq.DebugString(), outputs));
     const absl::StatusOr<const T*> go = OptionalGrad<T>("grad_outputs", seq, grad_outputs);
     OP_REQUIRES_OK(ctx, go.status());
-    const TensorShape gates_shape({s.batch, s.time, 3 * s.units});
+    const TensorShape gates_shape = StackedShape(kDirections, {s.batch, s.time, 3 * s.units});
     OP_REQUIRES(ctx, gates.shape() == gates_shape,
                 Mismatch("gates", gates_shape.DebugString(), gates));
-    const TensorShape final_shape({s.batch, s.units});
+    const TensorShape final_shape({s.batch, out_units});
     const absl::StatusOr<const T*> gf =
         OptionalGrad<T>("grad_final_state", final_shape, grad_final);
     OP_REQUIRES_OK(ctx, gf.status());
@@ -203,9 +260,10 @@ class DynamicGruGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &grad_x));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, att.shape(), &grad_att));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, wg.shape(), &grad_wg));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({2 * s.units}), &grad_bg));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, StackedShape(kDirections, {2 * s.units}),
+                                             &grad_bg));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(4, wc.shape(), &grad_wc));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(5, TensorShape({s.units}), &grad_bc));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(5, StackedShape(kDirections, {s.units}), &grad_bc));
     const bool use_att = kernels::GruUsesAttention(s.cell);
     GruBackwardArgs<T, Index> a;
     a.x = x.flat<T>().data();
@@ -223,7 +281,7 @@ class DynamicGruGradOp : public OpKernel {
     a.grad_bg = grad_bg->flat<T>().data();
     a.grad_wc = grad_wc->flat<T>().data();
     a.grad_bc = grad_bc->flat<T>().data();
-    OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(ctx, s, a)));
+    OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Backward(ctx, s, a, kDirections)));
   }
 
  private:
@@ -231,17 +289,20 @@ class DynamicGruGradOp : public OpKernel {
   bool reverse_ = false;
 };
 
+#define DEEPCTR_OPS_REGISTER_GRU_OPS(NAME, DEVICE, DEV, T, INDEX, DIRECTIONS)              \
+  REGISTER_KERNEL_BUILDER(Name(NAME)                                                     \
+                              .Device(DEVICE)                                            \
+                              .TypeConstraint<T>("T")                                    \
+                              .TypeConstraint<INDEX>("Tlen"),                            \
+                          DynamicGruOp<DEV, T, INDEX, DIRECTIONS>);                      \
+  REGISTER_KERNEL_BUILDER(Name(NAME "Grad")                                              \
+                              .Device(DEVICE)                                            \
+                              .TypeConstraint<T>("T")                                    \
+                              .TypeConstraint<INDEX>("Tlen"),                            \
+                          DynamicGruGradOp<DEV, T, INDEX, DIRECTIONS>);
 #define DEEPCTR_OPS_REGISTER_GRU(DEVICE, DEV, T, INDEX)                                  \
-  REGISTER_KERNEL_BUILDER(Name("DeepCTR>DynamicGru")                                     \
-                              .Device(DEVICE)                                            \
-                              .TypeConstraint<T>("T")                                    \
-                              .TypeConstraint<INDEX>("Tlen"),                            \
-                          DynamicGruOp<DEV, T, INDEX>);                                  \
-  REGISTER_KERNEL_BUILDER(Name("DeepCTR>DynamicGruGrad")                                 \
-                              .Device(DEVICE)                                            \
-                              .TypeConstraint<T>("T")                                    \
-                              .TypeConstraint<INDEX>("Tlen"),                            \
-                          DynamicGruGradOp<DEV, T, INDEX>);
+  DEEPCTR_OPS_REGISTER_GRU_OPS("DeepCTR>DynamicGru", DEVICE, DEV, T, INDEX, 1)           \
+  DEEPCTR_OPS_REGISTER_GRU_OPS("DeepCTR>BidirectionalDynamicGru", DEVICE, DEV, T, INDEX, 2)
 
 DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_CPU, CpuDevice, float, int32_t)
 DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_CPU, CpuDevice, float, int64_t)
@@ -254,6 +315,7 @@ DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_GPU, GpuDevice, double, int32_t)
 DEEPCTR_OPS_REGISTER_GRU(::tensorflow::DEVICE_GPU, GpuDevice, double, int64_t)
 #endif
 #undef DEEPCTR_OPS_REGISTER_GRU
+#undef DEEPCTR_OPS_REGISTER_GRU_OPS
 
 }  // namespace
 }  // namespace deepctr_ops

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..compat import IS_KERAS_3, register_serializable
-from ..ops.dynamic_gru import CELLS, dynamic_gru
+from ..ops.dynamic_gru import CELLS, bidirectional_dynamic_gru, dynamic_gru
 from ._sublayers import build_sublayer
 from .pooling import _CustomOpLayer
 
@@ -176,6 +176,8 @@ class BidirectionalDynamicGRU(_CustomOpLayer):
         super().build(input_shape)
 
     def call(self, input_list, **kwargs):
+        if self.merge_mode == "concat":
+            return self._fused_concat(input_list)
         fw = self.forward_gru(input_list)
         bw = self.backward_gru(input_list)
         if self.merge_mode == "fw":
@@ -191,6 +193,27 @@ class BidirectionalDynamicGRU(_CustomOpLayer):
         if self.merge_mode == "mul":
             return fw * bw
         return [fw, bw]
+
+    def _fused_concat(self, input_list):
+        """Both directions in one op that writes the concat layout (measured
+        faster than two ops and a concat: the concat and the split of its
+        gradient cost ~12% of fwd+bwd at B256 T50 E32)."""
+        if not isinstance(input_list, (list, tuple)):
+            raise ValueError("BidirectionalDynamicGRU takes a list [inputs, seq_len(, att_score)]")
+        self.forward_gru._check_input_count(len(input_list))
+        x, seq_len = input_list[0], input_list[1]
+        att = input_list[2] if self.forward_gru._uses_attention else None
+
+        def weights(gru):
+            return [tf.cast(w, x.dtype) for w in (gru.gates_kernel, gru.gates_bias,
+                                                  gru.candidate_kernel, gru.candidate_bias)]
+
+        outputs, final = bidirectional_dynamic_gru(
+            x, seq_len, weights(self.forward_gru), weights(self.backward_gru), att_scores=att,
+            cell=self.gru_type)
+        if self.return_sequence:
+            return outputs
+        return tf.expand_dims(final, axis=1)
 
     def compute_output_shape(self, input_shape):
         seq = _input_shapes(input_shape)[0]

@@ -122,6 +122,49 @@ def dynamic_gru(x, lengths, wg, bg, wc, bc, att_scores=None, cell: str = "GRU",
         return _dynamic_gru_twin(x, lengths, wg, bg, wc, bc, att_scores, cell, bool(reverse))
 
 
+@tf.autograph.experimental.do_not_convert
+def bidirectional_dynamic_gru(x, lengths, forward_weights, backward_weights, att_scores=None,
+                              cell: str = "GRU", name: str | None = None):
+    """A forward and a reverse dynamic GRU over the same inputs, concatenated:
+    returns (outputs [B,T,2U], final_state [B,2U]), the forward direction's U
+    columns first. Equal to concatenating `dynamic_gru(..., reverse=False)`
+    and `dynamic_gru(..., reverse=True)` with the two weight lists
+    ([wg, bg, wc, bc] each), but one op (`DeepCTR>BidirectionalDynamicGru`)
+    writes the concat layout itself, so no concat op follows it and none
+    splits its gradient.
+    """
+    cell = op_cell(cell)
+    with tf.name_scope(name or "bidirectional_dynamic_gru"):
+        x = tf.convert_to_tensor(x)
+        fw = [tf.convert_to_tensor(w, dtype=x.dtype) for w in forward_weights]
+        bw = [tf.convert_to_tensor(w, dtype=x.dtype) for w in backward_weights]
+        if att_scores is not None:
+            att_scores = tf.convert_to_tensor(att_scores, dtype=x.dtype)
+        _check_inputs(x, att_scores, *fw, cell)
+        _check_inputs(x, att_scores, *bw, cell)
+        dtype = x.dtype
+        if dtype in _HALF_TYPES:  # float32 inside, as dynamic_gru.
+            def up(t):
+                return None if t is None else tf.cast(t, tf.float32)
+
+            outputs, final = bidirectional_dynamic_gru(
+                up(x), lengths, [up(w) for w in fw], [up(w) for w in bw], up(att_scores), cell)
+            return tf.cast(outputs, dtype), tf.cast(final, dtype)
+        if not (_implementation.use_custom_op() and dtype in _OP_DTYPES):
+            # The composite twin (XLA, set_implementation("tf")): two directions.
+            directions = [dynamic_gru(x, lengths, *w, att_scores=att_scores, cell=cell,
+                                      reverse=reverse)
+                          for w, reverse in ((fw, False), (bw, True))]
+            return (tf.concat([directions[0][0], directions[1][0]], -1),
+                    tf.concat([directions[0][1], directions[1][1]], -1))
+        lengths = _flat_lengths(mask_lengths(lengths))
+        wg, bg, wc, bc = (tf.stack([f, b]) for f, b in zip(fw, bw))
+        att = att_scores if att_scores is not None else tf.zeros([0], dtype)
+        result = _loader.load().DeepCTR_BidirectionalDynamicGru(
+            x=x, lengths=lengths, att_scores=att, wg=wg, bg=bg, wc=wc, bc=bc, cell=cell)
+        return result.outputs, result.final_state
+
+
 # ---- composite twin (stock TF ops, the same math) ----------------------------
 
 
@@ -199,8 +242,9 @@ def _is_tape_zeros(grad) -> bool:
     return False
 
 
-@tf.RegisterGradient("DeepCTR>DynamicGru")
-def _dynamic_gru_grad(op, grad_outputs, grad_final, _grad_gates=None):
+def _bptt(grad_op, op, grad_outputs, grad_final, **attrs):
+    """Calls the BPTT op `grad_op` for the forward op `op`; returns the
+    gradients of op's seven inputs."""
     x, lengths, att, wg, _bg, wc, _bc = op.inputs
     outputs, final, gates = op.outputs
     # An unused output's gradient goes in as [0] (zero), so that a model that
@@ -214,19 +258,31 @@ def _dynamic_gru_grad(op, grad_outputs, grad_final, _grad_gates=None):
     cell = op.get_attr("cell")
     if isinstance(cell, bytes):
         cell = cell.decode()
-    grads = _loader.load().DeepCTR_DynamicGruGrad(
-        x=x, lengths=lengths, att_scores=att, wg=wg, wc=wc, outputs=outputs, gates=gates,
-        grad_outputs=grad_outputs, grad_final_state=grad_final, cell=cell,
-        reverse=op.get_attr("reverse"))
+    grads = grad_op(x=x, lengths=lengths, att_scores=att, wg=wg, wc=wc, outputs=outputs,
+                    gates=gates, grad_outputs=grad_outputs, grad_final_state=grad_final,
+                    cell=cell, **attrs)
     grad_att = grads.grad_att_scores if cell != "GRU" else None
     return [grads.grad_x, None, grad_att, grads.grad_wg, grads.grad_bg, grads.grad_wc,
             grads.grad_bc]
 
 
+@tf.RegisterGradient("DeepCTR>DynamicGru")
+def _dynamic_gru_grad(op, grad_outputs, grad_final, _grad_gates=None):
+    return _bptt(_loader.load().DeepCTR_DynamicGruGrad, op, grad_outputs, grad_final,
+                 reverse=op.get_attr("reverse"))
+
+
+@tf.RegisterGradient("DeepCTR>BidirectionalDynamicGru")
+def _bidirectional_dynamic_gru_grad(op, grad_outputs, grad_final, _grad_gates=None):
+    return _bptt(_loader.load().DeepCTR_BidirectionalDynamicGruGrad, op, grad_outputs,
+                 grad_final)
+
+
 @tf.RegisterGradient("DeepCTR>DynamicGruGrad")
+@tf.RegisterGradient("DeepCTR>BidirectionalDynamicGruGrad")
 def _dynamic_gru_grad_grad(op, *grads):
     """Second order is not implemented: say so, naming the op (rather than a
     silent zero, which tf.no_gradient would give)."""
     raise LookupError(
-        "second-order gradients of DeepCTR>DynamicGruGrad (the dynamic GRU's BPTT op) are not "
+        f"second-order gradients of {op.type} (the dynamic GRU's BPTT op) are not "
         "implemented; use deepctr_ops.set_implementation('tf') for higher-order gradients")

@@ -1,0 +1,71 @@
+// The bidirectional dynamic GRU as the one-direction kernels run twice over
+// one set of tensors. With D = 2 directions (0: forward, 1: reverse):
+//   weights wg [D, E+U, 2U], bg [D, 2U], wc [D, E+U, U], bc [D, U];
+//   outputs [B, T, D*U] and final_state [B, D*U], direction d in columns
+//   [d*U, (d+1)*U) (the concat layout, so no concat op follows);
+//   gates [D, B, T, 3U];
+//   backward: grad_outputs [B, T, D*U] and grad_final [B, D*U] (either may be
+//   null: zero), weight gradients stacked like the weights, and grad_x /
+//   grad_att written by direction 0 and added to by direction 1 (run them in
+//   that order).
+// DirectionArgs turns such "all directions" arguments into one direction's.
+// D = 1 is the plain op: the arguments come back unchanged.
+#ifndef DEEPCTR_OPS_CC_KERNELS_DYNAMIC_GRU_DIRECTIONS_H_
+#define DEEPCTR_OPS_CC_KERNELS_DYNAMIC_GRU_DIRECTIONS_H_
+
+#include <cstdint>
+
+#include "cc/kernels/dynamic_gru.h"
+
+namespace deepctr_ops {
+namespace kernels {
+
+// The shape of direction d: direction 1 of two runs in reverse.
+inline GruShape DirectionShape(const GruShape& s, int directions, int d) {
+  GruShape out = s;
+  if (directions == 2) out.reverse = d == 1;
+  return out;
+}
+
+template <typename T, typename Index>
+GruForwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruForwardArgs<T, Index>& all,
+                                       int directions, int d) {
+  if (directions == 1) return all;
+  const int64_t e = s.input, u = s.units;
+  GruForwardArgs<T, Index> a = all;
+  a.wg += d * (e + u) * 2 * u;
+  a.bg += d * 2 * u;
+  a.wc += d * (e + u) * u;
+  a.bc += d * u;
+  a.outputs += d * u;
+  a.final_state += d * u;
+  a.gates += d * s.batch * s.time * 3 * u;
+  a.out_stride = directions * u;
+  return a;
+}
+
+template <typename T, typename Index>
+GruBackwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruBackwardArgs<T, Index>& all,
+                                        int directions, int d) {
+  if (directions == 1) return all;
+  const int64_t e = s.input, u = s.units;
+  GruBackwardArgs<T, Index> a = all;
+  a.wg += d * (e + u) * 2 * u;
+  a.wc += d * (e + u) * u;
+  a.outputs += d * u;
+  a.gates += d * s.batch * s.time * 3 * u;
+  if (a.grad_outputs != nullptr) a.grad_outputs += d * u;
+  if (a.grad_final != nullptr) a.grad_final += d * u;
+  a.grad_wg += d * (e + u) * 2 * u;
+  a.grad_bg += d * 2 * u;
+  a.grad_wc += d * (e + u) * u;
+  a.grad_bc += d * u;
+  a.out_stride = directions * u;
+  a.accumulate_input_grads = d > 0;
+  return a;
+}
+
+}  // namespace kernels
+}  // namespace deepctr_ops
+
+#endif  // DEEPCTR_OPS_CC_KERNELS_DYNAMIC_GRU_DIRECTIONS_H_
