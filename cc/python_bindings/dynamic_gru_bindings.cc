@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/dynamic_gru_directions.h"
 #include "cc/kernels/dynamic_gru_emulate.h"
 #include "cc/kernels/parallel_for.h"
 #include "cc/python_bindings/binding_utils.h"
@@ -60,6 +61,7 @@ const T* OptionalGrad(const py::array_t<T>& a, std::vector<int64_t> shape,
 
 struct Inputs {
   GruShape shape;
+  int directions = 1;  // 2: dynamic_gru_directions.h.
   Device device = Device::kCpu;
   int threads = 0;
   int repeats = 1;
@@ -70,28 +72,38 @@ struct Arrays {
   py::array_t<T> x, att, wg, bg, wc, bc;
 };
 
-// Reads the shape from x [B,T,E] and wc [E+U,U] and checks the rest.
+// A weight's expected shape: `dims`, stacked [2, dims...] for two directions.
+std::vector<int64_t> WeightShape(int directions, std::vector<int64_t> dims) {
+  if (directions > 1) dims.insert(dims.begin(), directions);
+  return dims;
+}
+
+// Reads the shape from x [B,T,E] and wc [E+U,U] (or [2, E+U, U]) and checks
+// the rest.
 template <typename T>
 Arrays<T> ReadArrays(const py::object& x, const py::object& wg, const py::object& bg,
                      const py::object& wc, const py::object& bc, const py::object& att,
-                     GruShape* s) {
+                     int directions, GruShape* s) {
   Arrays<T> a;
   a.x = Array<T>(x, "x");
   if (a.x.ndim() != 3) throw py::value_error("x must have shape [batch, T, E]");
   a.wc = Array<T>(wc, "wc");
-  if (a.wc.ndim() != 2) throw py::value_error("wc must have shape [E + units, units]");
+  if (a.wc.ndim() != 1 + directions) {
+    throw py::value_error(directions == 1 ? "wc must have shape [E + units, units]"
+                                          : "wc must have shape [2, E + units, units]");
+  }
   s->batch = a.x.shape(0);
   s->time = a.x.shape(1);
   s->input = a.x.shape(2);
-  s->units = a.wc.shape(1);
+  s->units = a.wc.shape(directions);
   const int64_t u = s->units, rows = s->input + u;
-  Expect(a.wc, {rows, u}, "wc");
+  Expect(a.wc, WeightShape(directions, {rows, u}), "wc");
   a.wg = Array<T>(wg, "wg");
-  Expect(a.wg, {rows, 2 * u}, "wg");
+  Expect(a.wg, WeightShape(directions, {rows, 2 * u}), "wg");
   a.bg = Array<T>(bg, "bg");
-  Expect(a.bg, {2 * u}, "bg");
+  Expect(a.bg, WeightShape(directions, {2 * u}), "bg");
   a.bc = Array<T>(bc, "bc");
-  Expect(a.bc, {u}, "bc");
+  Expect(a.bc, WeightShape(directions, {u}), "bc");
   if (kernels::GruUsesAttention(s->cell)) {
     if (att.is_none()) throw py::value_error("att is required for AGRU and AUGRU");
     a.att = Array<T>(att, "att");
@@ -105,9 +117,10 @@ Arrays<T> ReadArrays(const py::object& x, const py::object& wg, const py::object
 template <typename T, typename Index>
 py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>& lengths) {
   const GruShape& s = in.shape;
-  py::array_t<T> outputs({s.batch, s.time, s.units});
-  py::array_t<T> final_state({s.batch, s.units});
-  py::array_t<T> gates({s.batch, s.time, 3 * s.units});
+  const int nd = in.directions;
+  py::array_t<T> outputs({s.batch, s.time, nd * s.units});
+  py::array_t<T> final_state({s.batch, nd * s.units});
+  py::array_t<T> gates(WeightShape(nd, {s.batch, s.time, 3 * s.units}));
   GruForwardArgs<T, Index> f;
   f.x = a.x.data();
   f.lengths = lengths.data();
@@ -124,12 +137,17 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
     py::gil_scoped_release release;
     if (in.device == Device::kGpu) {
 #if DEEPCTR_OPS_WITH_CUDA
-      ThrowIfError(RunDynamicGruForwardOnGpu(s, f, in.repeats, &ms));
+      ThrowIfError(RunDynamicGruForwardOnGpu(s, f, nd, in.repeats, &ms));
 #endif
     } else if (in.device == Device::kEmulated) {
-      ThrowIfError(kernels::DynamicGruForwardEmulated(s, f, in.threads > 0 ? in.threads : 128));
+      for (int d = 0; d < nd; ++d) {
+        ThrowIfError(kernels::DynamicGruForwardEmulated(kernels::DirectionShape(s, nd, d),
+                                                        kernels::DirectionArgs(s, f, nd, d),
+                                                        in.threads > 0 ? in.threads : 128));
+      }
     } else {
-      ThrowIfError(kernels::DynamicGruForwardCpu(s, f, ThreadedFor(ResolveThreads(in.threads))));
+      ThrowIfError(
+          kernels::DynamicGruForwardCpu(s, f, ThreadedFor(ResolveThreads(in.threads)), nd));
     }
   }
   return py::make_tuple(outputs, final_state, gates, ms);
@@ -139,6 +157,7 @@ template <typename T, typename Index>
 py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>& lengths,
                    const py::object& grad_outputs_obj, const py::object& grad_final_obj) {
   const GruShape& s = in.shape;
+  const int nd = in.directions;
   // The forward on the same device gives the saved outputs and gates.
   py::tuple fwd = Forward<T, Index>(in, a, lengths);
   auto outputs = fwd[0].cast<py::array_t<T>>();
@@ -148,10 +167,10 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
   const bool use_att = kernels::GruUsesAttention(s.cell);
   py::array_t<T> gx({s.batch, s.time, s.input});
   py::array_t<T> gatt(std::vector<int64_t>{use_att ? s.batch : 0, use_att ? s.time : 0});
-  py::array_t<T> gwg({s.input + s.units, 2 * s.units});
-  py::array_t<T> gbg(std::vector<int64_t>{2 * s.units});
-  py::array_t<T> gwc({s.input + s.units, s.units});
-  py::array_t<T> gbc(std::vector<int64_t>{s.units});
+  py::array_t<T> gwg(WeightShape(nd, {s.input + s.units, 2 * s.units}));
+  py::array_t<T> gbg(WeightShape(nd, {2 * s.units}));
+  py::array_t<T> gwc(WeightShape(nd, {s.input + s.units, s.units}));
+  py::array_t<T> gbc(WeightShape(nd, {s.units}));
   GruBackwardArgs<T, Index> b;
   b.x = a.x.data();
   b.lengths = lengths.data();
@@ -160,8 +179,8 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
   b.wc = a.wc.data();
   b.outputs = outputs.data();
   b.gates = gates.data();
-  b.grad_outputs = OptionalGrad(grad_outputs, {s.batch, s.time, s.units}, "grad_outputs");
-  b.grad_final = OptionalGrad(grad_final, {s.batch, s.units}, "grad_final");
+  b.grad_outputs = OptionalGrad(grad_outputs, {s.batch, s.time, nd * s.units}, "grad_outputs");
+  b.grad_final = OptionalGrad(grad_final, {s.batch, nd * s.units}, "grad_final");
   b.grad_x = gx.mutable_data();
   b.grad_att = use_att ? gatt.mutable_data() : nullptr;
   b.grad_wg = gwg.mutable_data();
@@ -173,12 +192,17 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
     py::gil_scoped_release release;
     if (in.device == Device::kGpu) {
 #if DEEPCTR_OPS_WITH_CUDA
-      ThrowIfError(RunDynamicGruBackwardOnGpu(s, b, in.repeats, &ms));
+      ThrowIfError(RunDynamicGruBackwardOnGpu(s, b, nd, in.repeats, &ms));
 #endif
     } else if (in.device == Device::kEmulated) {
-      ThrowIfError(kernels::DynamicGruBackwardEmulated(s, b, in.threads > 0 ? in.threads : 128));
+      for (int d = 0; d < nd; ++d) {  // In order: direction 1 adds to grad_x.
+        ThrowIfError(kernels::DynamicGruBackwardEmulated(kernels::DirectionShape(s, nd, d),
+                                                         kernels::DirectionArgs(s, b, nd, d),
+                                                         in.threads > 0 ? in.threads : 128));
+      }
     } else {
-      ThrowIfError(kernels::DynamicGruBackwardCpu(s, b, ThreadedFor(ResolveThreads(in.threads))));
+      ThrowIfError(
+          kernels::DynamicGruBackwardCpu(s, b, ThreadedFor(ResolveThreads(in.threads)), nd));
     }
   }
   return py::make_tuple(gx, gatt, gwg, gbg, gwc, gbc, ms);
@@ -189,7 +213,7 @@ py::tuple Dispatch(Inputs in, const py::object& x, const py::object& lengths_obj
                    const py::object& wg, const py::object& bg, const py::object& wc,
                    const py::object& bc, const py::object& att, const py::object& grad_outputs,
                    const py::object& grad_final) {
-  Arrays<T> a = ReadArrays<T>(x, wg, bg, wc, bc, att, &in.shape);
+  Arrays<T> a = ReadArrays<T>(x, wg, bg, wc, bc, att, in.directions, &in.shape);
   const py::array raw = py::array::ensure(lengths_obj);
   if (!raw || raw.size() != in.shape.batch) {
     throw py::value_error("lengths must have batch = " + std::to_string(in.shape.batch) +
@@ -210,8 +234,10 @@ py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::o
                      const py::object& bg, const py::object& wc, const py::object& bc,
                      const py::object& att, const std::string& cell, bool reverse,
                      const py::object& grad_outputs, const py::object& grad_final,
-                     const std::string& device, int threads, int repeats) {
+                     const std::string& device, int threads, int repeats, int directions) {
   Inputs in;
+  if (directions != 1 && directions != 2) throw py::value_error("directions must be 1 or 2");
+  in.directions = directions;
   if (!kernels::ParseGruCell(cell, &in.shape.cell)) {
     throw py::value_error("cell must be GRU, AIGRU, AGRU or AUGRU, got '" + cell + "'");
   }
@@ -245,6 +271,7 @@ void BindDynamicGru(py::module_& m) {
         py::arg("cell") = "GRU", py::arg("reverse") = false,
         py::arg("grad_outputs") = py::none(), py::arg("grad_final") = py::none(),
         py::arg("device") = "cpu", py::arg("threads") = 0, py::arg("repeats") = 1,
+        py::arg("directions") = 1,
         R"doc(Dynamic GRU forward, or backward when grad_outputs/grad_final are given.
 
 x [B, T, E] float32/float64 (the other arrays are converted to its dtype),
@@ -257,7 +284,10 @@ meaning zero):
 milliseconds). milliseconds is the GPU mean time of one launch, 0 on the CPU.
 device='emulated' runs the CUDA kernels' code on the host, block by block and
 thread by thread (threads = the emulated block size, default 128): a review of
-the GPU code without a GPU.)doc");
+the GPU code without a GPU. directions=2 is the bidirectional op: weights
+stacked [2, ...] (forward, reverse), outputs [B, T, 2U] and final_state
+[B, 2U] in the concat layout, gates [2, B, T, 3U], grad_x / grad_att summed
+over both directions, weight gradients stacked (reverse is ignored).)doc");
 }
 
 }  // namespace bindings

@@ -9,20 +9,21 @@
 namespace deepctr_ops {
 namespace bindings {
 
-// Host pointers, sizes as in dynamic_gru.h. The forward fills outputs,
-// final_state and gates. Runs `repeats` times (at least once) and stores the
-// mean time of one launch in *milliseconds.
+// Host pointers, sizes as in dynamic_gru.h, or for `directions` = 2 as in
+// dynamic_gru_directions.h (one launch per direction). The forward fills
+// outputs, final_state and gates. Runs `repeats` times (at least once) and
+// stores the mean time of one call in *milliseconds.
 template <typename T, typename Index>
 kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& shape,
                                           const kernels::GruForwardArgs<T, Index>& host,
-                                          int repeats, double* milliseconds);
+                                          int directions, int repeats, double* milliseconds);
 
 // The backward from host inputs (including the forward's outputs and gates)
 // into host gradient buffers.
 template <typename T, typename Index>
 kernels::Status RunDynamicGruBackwardOnGpu(const kernels::GruShape& shape,
                                            const kernels::GruBackwardArgs<T, Index>& host,
-                                           int repeats, double* milliseconds);
+                                           int directions, int repeats, double* milliseconds);
 
 }  // namespace bindings
 }  // namespace deepctr_ops

@@ -170,6 +170,52 @@ def test_empty_incoming_gradient_is_zero(kernels, isa, rng, cell, reverse, devic
              grad_final=gf)
 
 
+def _bidirectional_case(rng, b, t, e, u, cell, dtype=np.float64):
+    x, lengths, w, att = ref.random_case(rng, b, t, e, u, cell, dtype)
+    _, _, w2, _ = ref.random_case(rng, b, t, e, u, cell, dtype)
+    stacked = {k: np.stack([w[k], w2[k]]) for k in w}
+    return x, lengths, w, w2, stacked, att
+
+
+def _two_directions(kernels, x, lengths, w, w2, att, cell, **kwargs):
+    """directions=2 computed as a forward and a reverse run: concat / sums."""
+    go, gf = kwargs.pop("grad_outputs", None), kwargs.pop("grad_final", None)
+    u = w["bc"].shape[0]
+    if go is None:
+        f = _run(kernels, x, lengths, w, att, cell, False, **kwargs)
+        r = _run(kernels, x, lengths, w2, att, cell, True, **kwargs)
+        return (np.concatenate([f[0], r[0]], -1), np.concatenate([f[1], r[1]], -1),
+                np.stack([f[2], r[2]]))
+    f = _run(kernels, x, lengths, w, att, cell, False, grad_outputs=go[..., :u],
+             grad_final=gf[:, :u], **kwargs)
+    r = _run(kernels, x, lengths, w2, att, cell, True, grad_outputs=go[..., u:],
+             grad_final=gf[:, u:], **kwargs)
+    return (f[0] + r[0], f[1] + r[1], *(np.stack([a, b]) for a, b in zip(f[2:6], r[2:6])))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("device,threads", [("cpu", 3), ("emulated", 5), ("emulated", 128)])
+def test_bidirectional_equals_a_forward_and_a_reverse_run(kernels, isa, rng, cell, device,
+                                                          threads):
+    # Output stride 2U and grad_x / grad_att accumulation, in the CPU kernels
+    # and in the CUDA kernels' code (emulated).
+    x, lengths, w, w2, stacked, att = _bidirectional_case(rng, 70, 6, 5, 7, cell)
+    kwargs = dict(device=device, threads=threads)
+    got = _run(kernels, x, lengths, stacked, att, cell, False, directions=2, **kwargs)
+    want = _two_directions(kernels, x, lengths, w, w2, att, cell, **kwargs)
+    assert got[0].shape == (70, 6, 14) and got[2].shape == (2, 70, 6, 21)
+    for g, r in zip(got[:3], want):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-13)
+    go = rng.standard_normal((70, 6, 14))
+    gf = rng.standard_normal((70, 14))
+    got = _run(kernels, x, lengths, stacked, att, cell, False, grad_outputs=go, grad_final=gf,
+               directions=2, **kwargs)
+    want = _two_directions(kernels, x, lengths, w, w2, att, cell, grad_outputs=go,
+                           grad_final=gf, **kwargs)
+    for g, r in zip(got[:6], want):
+        np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-12)
+
+
 def test_bad_arguments_name_the_argument(kernels, rng):
     x, lengths, w, att = ref.random_case(rng, 3, 4, 2, 3, "AGRU")
     with pytest.raises(ValueError, match="att is required"):
@@ -230,5 +276,25 @@ def test_gpu_matches_cpu(gpu_kernels, rng, b, t, e, u, cell, reverse, dtype):
     cpu = _run(gpu_kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf)
     gpu = _run(gpu_kernels, x, lengths, w, att, cell, reverse, grad_outputs=go, grad_final=gf,
                device="gpu")
+    for c, g in zip(cpu[:6], gpu[:6]):
+        np.testing.assert_allclose(g, c, **tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_bidirectional_matches_cpu(gpu_kernels, rng, cell, dtype):
+    x, lengths, _, _, stacked, att = _bidirectional_case(rng, 33, 20, 16, 32, cell, dtype)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    cpu = _run(gpu_kernels, x, lengths, stacked, att, cell, False, directions=2)
+    gpu = _run(gpu_kernels, x, lengths, stacked, att, cell, False, directions=2, device="gpu")
+    for c, g in zip(cpu[:3], gpu[:3]):
+        np.testing.assert_allclose(g, c, **tol)
+    go = rng.standard_normal((33, 20, 64)).astype(dtype)
+    gf = rng.standard_normal((33, 64)).astype(dtype)
+    cpu = _run(gpu_kernels, x, lengths, stacked, att, cell, False, grad_outputs=go,
+               grad_final=gf, directions=2)
+    gpu = _run(gpu_kernels, x, lengths, stacked, att, cell, False, grad_outputs=go,
+               grad_final=gf, directions=2, device="gpu")
     for c, g in zip(cpu[:6], gpu[:6]):
         np.testing.assert_allclose(g, c, **tol)
