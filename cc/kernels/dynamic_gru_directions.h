@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/status.h"
 
 namespace deepctr_ops {
 namespace kernels {
@@ -63,6 +64,18 @@ GruBackwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruBackwardArgs
   a.out_stride = directions * u;
   a.accumulate_input_grads = d > 0;
   return a;
+}
+
+// Calls run(shape, args) for each direction in order (the backward's
+// direction 1 adds to direction 0's grad_x), stopping at the first error:
+// how the GPU and the host emulation run a bidirectional call.
+template <typename Args, typename Run>
+Status ForEachDirection(const GruShape& s, const Args& all, int directions, Run run) {
+  Status status = Status::Ok();
+  for (int d = 0; d < directions && status.ok(); ++d) {
+    status = run(DirectionShape(s, directions, d), DirectionArgs(s, all, directions, d));
+  }
+  return status;
 }
 
 }  // namespace kernels

@@ -50,24 +50,16 @@ struct GpuDevice {
   template <typename T, typename Index>
   static kernels::Status Forward(OpKernelContext* ctx, const GruShape& s,
                                  const GruForwardArgs<T, Index>& a, int directions) {
-    kernels::Status status = kernels::Status::Ok();
-    for (int d = 0; d < directions && status.ok(); ++d) {
-      status = kernels::LaunchDynamicGruForward(kernels::DirectionShape(s, directions, d),
-                                                kernels::DirectionArgs(s, a, directions, d),
-                                                GpuStream(ctx));
-    }
-    return status;
+    return kernels::ForEachDirection(s, a, directions, [&](const GruShape& sd, const auto& ad) {
+      return kernels::LaunchDynamicGruForward(sd, ad, GpuStream(ctx));
+    });
   }
   template <typename T, typename Index>
   static kernels::Status Backward(OpKernelContext* ctx, const GruShape& s,
                                   const GruBackwardArgs<T, Index>& a, int directions) {
-    kernels::Status status = kernels::Status::Ok();
-    for (int d = 0; d < directions && status.ok(); ++d) {
-      status = kernels::LaunchDynamicGruBackward(kernels::DirectionShape(s, directions, d),
-                                                 kernels::DirectionArgs(s, a, directions, d),
-                                                 GpuStream(ctx));
-    }
-    return status;
+    return kernels::ForEachDirection(s, a, directions, [&](const GruShape& sd, const auto& ad) {
+      return kernels::LaunchDynamicGruBackward(sd, ad, GpuStream(ctx));
+    });
   }
 };
 #endif

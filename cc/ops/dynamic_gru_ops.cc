@@ -148,20 +148,44 @@ absl::Status GradShape(InferenceContext* c) {
 
 }  // namespace
 
+// The inputs, outputs and type/cell attrs shared by the one- and two-direction
+// ops (the two-direction ones stack each weight [2, ...]).
+#define DEEPCTR_OPS_GRU_FORWARD_SIGNATURE                                          \
+  Input("x: T")                                                                    \
+      .Input("lengths: Tlen")                                                      \
+      .Input("att_scores: T")                                                      \
+      .Input("wg: T")                                                              \
+      .Input("bg: T")                                                              \
+      .Input("wc: T")                                                              \
+      .Input("bc: T")                                                              \
+      .Output("outputs: T")                                                        \
+      .Output("final_state: T")                                                    \
+      .Output("gates: T")                                                          \
+      .Attr("T: {float, double}")                                                  \
+      .Attr("Tlen: {int32, int64}")                                                \
+      .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+#define DEEPCTR_OPS_GRU_GRAD_SIGNATURE                                             \
+  Input("x: T")                                                                    \
+      .Input("lengths: Tlen")                                                      \
+      .Input("att_scores: T")                                                      \
+      .Input("wg: T")                                                              \
+      .Input("wc: T")                                                              \
+      .Input("outputs: T")                                                         \
+      .Input("gates: T")                                                           \
+      .Input("grad_outputs: T")                                                    \
+      .Input("grad_final_state: T")                                                \
+      .Output("grad_x: T")                                                         \
+      .Output("grad_att_scores: T")                                                \
+      .Output("grad_wg: T")                                                        \
+      .Output("grad_bg: T")                                                        \
+      .Output("grad_wc: T")                                                        \
+      .Output("grad_bc: T")                                                        \
+      .Attr("T: {float, double}")                                                  \
+      .Attr("Tlen: {int32, int64}")                                                \
+      .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+
 REGISTER_OP("DeepCTR>DynamicGru")
-    .Input("x: T")
-    .Input("lengths: Tlen")
-    .Input("att_scores: T")
-    .Input("wg: T")
-    .Input("bg: T")
-    .Input("wc: T")
-    .Input("bc: T")
-    .Output("outputs: T")
-    .Output("final_state: T")
-    .Output("gates: T")
-    .Attr("T: {float, double}")
-    .Attr("Tlen: {int32, int64}")
-    .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+    .DEEPCTR_OPS_GRU_FORWARD_SIGNATURE
     .Attr("reverse: bool = false")
     .SetShapeFn(ForwardShape<1>)
     .Doc(R"doc(
@@ -175,24 +199,7 @@ and writes its outputs at their own positions.
 )doc");
 
 REGISTER_OP("DeepCTR>DynamicGruGrad")
-    .Input("x: T")
-    .Input("lengths: Tlen")
-    .Input("att_scores: T")
-    .Input("wg: T")
-    .Input("wc: T")
-    .Input("outputs: T")
-    .Input("gates: T")
-    .Input("grad_outputs: T")
-    .Input("grad_final_state: T")
-    .Output("grad_x: T")
-    .Output("grad_att_scores: T")
-    .Output("grad_wg: T")
-    .Output("grad_bg: T")
-    .Output("grad_wc: T")
-    .Output("grad_bc: T")
-    .Attr("T: {float, double}")
-    .Attr("Tlen: {int32, int64}")
-    .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+    .DEEPCTR_OPS_GRU_GRAD_SIGNATURE
     .Attr("reverse: bool = false")
     .SetShapeFn(GradShape<1>)
     .Doc(R"doc(
@@ -202,19 +209,7 @@ gradient of a model that uses only one of the two outputs).
 )doc");
 
 REGISTER_OP("DeepCTR>BidirectionalDynamicGru")
-    .Input("x: T")
-    .Input("lengths: Tlen")
-    .Input("att_scores: T")
-    .Input("wg: T")
-    .Input("bg: T")
-    .Input("wc: T")
-    .Input("bc: T")
-    .Output("outputs: T")
-    .Output("final_state: T")
-    .Output("gates: T")
-    .Attr("T: {float, double}")
-    .Attr("Tlen: {int32, int64}")
-    .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+    .DEEPCTR_OPS_GRU_FORWARD_SIGNATURE
     .SetShapeFn(ForwardShape<2>)
     .Doc(R"doc(
 A forward and a reverse DeepCTR>DynamicGru over the same x, lengths and
@@ -225,29 +220,15 @@ one's (the concat of the two, without a concat op); gates [2, B, T, 3U].
 )doc");
 
 REGISTER_OP("DeepCTR>BidirectionalDynamicGruGrad")
-    .Input("x: T")
-    .Input("lengths: Tlen")
-    .Input("att_scores: T")
-    .Input("wg: T")
-    .Input("wc: T")
-    .Input("outputs: T")
-    .Input("gates: T")
-    .Input("grad_outputs: T")
-    .Input("grad_final_state: T")
-    .Output("grad_x: T")
-    .Output("grad_att_scores: T")
-    .Output("grad_wg: T")
-    .Output("grad_bg: T")
-    .Output("grad_wc: T")
-    .Output("grad_bc: T")
-    .Attr("T: {float, double}")
-    .Attr("Tlen: {int32, int64}")
-    .Attr("cell: {'GRU', 'AGRU', 'AUGRU'} = 'GRU'")
+    .DEEPCTR_OPS_GRU_GRAD_SIGNATURE
     .SetShapeFn(GradShape<2>)
     .Doc(R"doc(
 BPTT of DeepCTR>BidirectionalDynamicGru. grad_outputs [B, T, 2U] and
 grad_final_state [B, 2U] may each be [0] (zero); weight gradients are stacked
 like the weights; grad_x and grad_att_scores sum both directions.
 )doc");
+
+#undef DEEPCTR_OPS_GRU_FORWARD_SIGNATURE
+#undef DEEPCTR_OPS_GRU_GRAD_SIGNATURE
 
 }  // namespace deepctr_ops

@@ -140,11 +140,9 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
       ThrowIfError(RunDynamicGruForwardOnGpu(s, f, nd, in.repeats, &ms));
 #endif
     } else if (in.device == Device::kEmulated) {
-      for (int d = 0; d < nd; ++d) {
-        ThrowIfError(kernels::DynamicGruForwardEmulated(kernels::DirectionShape(s, nd, d),
-                                                        kernels::DirectionArgs(s, f, nd, d),
-                                                        in.threads > 0 ? in.threads : 128));
-      }
+      ThrowIfError(kernels::ForEachDirection(s, f, nd, [&](const GruShape& sd, const auto& fd) {
+        return kernels::DynamicGruForwardEmulated(sd, fd, in.threads > 0 ? in.threads : 128);
+      }));
     } else {
       ThrowIfError(
           kernels::DynamicGruForwardCpu(s, f, ThreadedFor(ResolveThreads(in.threads)), nd));
@@ -195,11 +193,9 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
       ThrowIfError(RunDynamicGruBackwardOnGpu(s, b, nd, in.repeats, &ms));
 #endif
     } else if (in.device == Device::kEmulated) {
-      for (int d = 0; d < nd; ++d) {  // In order: direction 1 adds to grad_x.
-        ThrowIfError(kernels::DynamicGruBackwardEmulated(kernels::DirectionShape(s, nd, d),
-                                                         kernels::DirectionArgs(s, b, nd, d),
-                                                         in.threads > 0 ? in.threads : 128));
-      }
+      ThrowIfError(kernels::ForEachDirection(s, b, nd, [&](const GruShape& sd, const auto& bd) {
+        return kernels::DynamicGruBackwardEmulated(sd, bd, in.threads > 0 ? in.threads : 128);
+      }));
     } else {
       ThrowIfError(
           kernels::DynamicGruBackwardCpu(s, b, ThreadedFor(ResolveThreads(in.threads)), nd));

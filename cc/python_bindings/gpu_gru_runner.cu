@@ -43,13 +43,10 @@ kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& s,
   d.final_state = static_cast<T*>(fin.get());
   d.gates = static_cast<T*>(gates.get());
   auto launch = [&]() {
-    kernels::Status status = kernels::Status::Ok();
-    for (int i = 0; i < directions && status.ok(); ++i) {
-      status = kernels::LaunchDynamicGruForward(kernels::DirectionShape(s, directions, i),
-                                                kernels::DirectionArgs(s, d, directions, i),
-                                                nullptr);
-    }
-    return status;
+    return kernels::ForEachDirection(s, d, directions, [](const kernels::GruShape& sd,
+                                                          const auto& ad) {
+      return kernels::LaunchDynamicGruForward(sd, ad, nullptr);
+    });
   };
   st = launch();
   if (st.ok()) st = CudaStatus(cudaDeviceSynchronize(), "kernel");
@@ -104,14 +101,11 @@ kernels::Status RunDynamicGruBackwardOnGpu(const kernels::GruShape& s,
   d.grad_bg = static_cast<T*>(gbg.get());
   d.grad_wc = static_cast<T*>(gwc.get());
   d.grad_bc = static_cast<T*>(gbc.get());
-  auto launch = [&]() {  // In order: direction 1 adds to direction 0's grad_x.
-    kernels::Status status = kernels::Status::Ok();
-    for (int i = 0; i < directions && status.ok(); ++i) {
-      status = kernels::LaunchDynamicGruBackward(kernels::DirectionShape(s, directions, i),
-                                                 kernels::DirectionArgs(s, d, directions, i),
-                                                 nullptr);
-    }
-    return status;
+  auto launch = [&]() {
+    return kernels::ForEachDirection(s, d, directions, [](const kernels::GruShape& sd,
+                                                          const auto& ad) {
+      return kernels::LaunchDynamicGruBackward(sd, ad, nullptr);
+    });
   };
   st = launch();
   if (st.ok()) st = CudaStatus(cudaDeviceSynchronize(), "kernel");
