@@ -81,6 +81,18 @@ absl::StatusOr<const T*> OptionalGrad(const std::string& name, const TensorShape
   return Mismatch(name, want.DebugString() + " or [0] (zero)", t);
 }
 
+// One direction's weight: `w` itself, or for two directions the first of its
+// [2, ...] stack (both have the same shape).
+absl::StatusOr<Tensor> DirectionWeight(const std::string& name, const Tensor& w, int rank,
+                                       int directions) {
+  if (directions == 1) return w;
+  if (w.dims() != rank + 1 || w.dim_size(0) != directions) {
+    return absl::InvalidArgumentError(name + " must be a [2, ...] stack of the forward and " +
+                                      "reverse weights, got shape " + Shape(w));
+  }
+  return w.SubSlice(0);
+}
+
 // Checks x, lengths, att_scores, wg and wc (and bg, bc when given) and fills
 // the shape. U is wc.shape[1].
 absl::Status ReadShape(const std::string& cell_name, bool reverse,
@@ -131,18 +143,6 @@ absl::Status ReadShape(const std::string& cell_name, bool reverse,
   return absl::OkStatus();
 }
 
-// One direction's weight: `w` itself, or for two directions the first of its
-// [2, ...] stack (both have the same shape).
-absl::StatusOr<Tensor> DirectionWeight(const std::string& name, const Tensor& w, int rank,
-                                       int directions) {
-  if (directions == 1) return w;
-  if (w.dims() != rank + 1 || w.dim_size(0) != directions) {
-    return absl::InvalidArgumentError(name + " must be a [2, ...] stack of the forward and " +
-                                      "reverse weights, got shape " + Shape(w));
-  }
-  return w.SubSlice(0);
-}
-
 // [directions, dims...], or dims for one direction.
 TensorShape StackedShape(int directions, std::initializer_list<int64_t> dims) {
   TensorShape shape(dims);
@@ -152,6 +152,26 @@ TensorShape StackedShape(int directions, std::initializer_list<int64_t> dims) {
 
 // DeepCTR>DynamicGru (kDirections = 1) and DeepCTR>BidirectionalDynamicGru
 // (2: dynamic_gru_directions.h).
+// ReadShape for `directions` (1 or 2) directions: with 2, each weight must be
+// a [2, ...] stack and the checks apply to one direction's slice. bg and bc
+// may be null (the BPTT op does not take them).
+absl::Status ReadDirectionsShape(const std::string& cell_name, bool reverse, int directions,
+                                 const Tensor& x, const Tensor& lengths, const Tensor& att,
+                                 const Tensor& wg, const Tensor* bg, const Tensor& wc,
+                                 const Tensor* bc, GruShape* s) {
+  const absl::StatusOr<Tensor> wg1 = DirectionWeight("wg (gates kernel)", wg, 2, directions);
+  if (!wg1.ok()) return wg1.status();
+  const absl::StatusOr<Tensor> wc1 = DirectionWeight("wc (candidate kernel)", wc, 2, directions);
+  if (!wc1.ok()) return wc1.status();
+  absl::StatusOr<Tensor> bg1 = Tensor(), bc1 = Tensor();
+  if (bg != nullptr) bg1 = DirectionWeight("bg (gates bias)", *bg, 1, directions);
+  if (!bg1.ok()) return bg1.status();
+  if (bc != nullptr) bc1 = DirectionWeight("bc (candidate bias)", *bc, 1, directions);
+  if (!bc1.ok()) return bc1.status();
+  return ReadShape(cell_name, reverse, x, lengths, att, *wg1, bg != nullptr ? &*bg1 : nullptr,
+                   *wc1, bc != nullptr ? &*bc1 : nullptr, s);
+}
+
 template <typename Device, typename T, typename Index, int kDirections>
 class DynamicGruOp : public OpKernel {
  public:
@@ -168,18 +188,9 @@ class DynamicGruOp : public OpKernel {
     const Tensor& bg = ctx->input(4);
     const Tensor& wc = ctx->input(5);
     const Tensor& bc = ctx->input(6);
-    const absl::StatusOr<Tensor> wg1 = DirectionWeight("wg (gates kernel)", wg, 2, kDirections);
-    OP_REQUIRES_OK(ctx, wg1.status());
-    const absl::StatusOr<Tensor> bg1 = DirectionWeight("bg (gates bias)", bg, 1, kDirections);
-    OP_REQUIRES_OK(ctx, bg1.status());
-    const absl::StatusOr<Tensor> wc1 =
-        DirectionWeight("wc (candidate kernel)", wc, 2, kDirections);
-    OP_REQUIRES_OK(ctx, wc1.status());
-    const absl::StatusOr<Tensor> bc1 = DirectionWeight("bc (candidate bias)", bc, 1, kDirections);
-    OP_REQUIRES_OK(ctx, bc1.status());
     GruShape s;
-    OP_REQUIRES_OK(ctx, ReadShape(cell_, reverse_, x, lengths, att, *wg1, &*bg1, *wc1, &*bc1,
-                                  &s));
+    OP_REQUIRES_OK(ctx, ReadDirectionsShape(cell_, reverse_, kDirections, x, lengths, att, wg,
+                                            &bg, wc, &bc, &s));
     const int64_t out_units = kDirections * s.units;
     Tensor *outputs = nullptr, *final_state = nullptr, *gates = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.batch, s.time, out_units}),
@@ -226,14 +237,9 @@ class DynamicGruGradOp : public OpKernel {
     const Tensor& gates = ctx->input(6);
     const Tensor& grad_outputs = ctx->input(7);
     const Tensor& grad_final = ctx->input(8);
-    const absl::StatusOr<Tensor> wg1 = DirectionWeight("wg (gates kernel)", wg, 2, kDirections);
-    OP_REQUIRES_OK(ctx, wg1.status());
-    const absl::StatusOr<Tensor> wc1 =
-        DirectionWeight("wc (candidate kernel)", wc, 2, kDirections);
-    OP_REQUIRES_OK(ctx, wc1.status());
     GruShape s;
-    OP_REQUIRES_OK(ctx, ReadShape(cell_, reverse_, x, lengths, att, *wg1, nullptr, *wc1,
-                                  nullptr, &s));
+    OP_REQUIRES_OK(ctx, ReadDirectionsShape(cell_, reverse_, kDirections, x, lengths, att, wg,
+                                            nullptr, wc, nullptr, &s));
     const int64_t out_units = kDirections * s.units;
     const TensorShape seq({s.batch, s.time, out_units});
     OP_REQUIRES(ctx, outputs.shape() == seq,
