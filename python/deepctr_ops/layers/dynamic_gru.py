@@ -106,17 +106,23 @@ class DynamicGRU(_CustomOpLayer):
             name=_weight_name("candidate", "bias"), shape=(u,), initializer="zeros")
         super().build(input_shape)
 
-    def call(self, input_list, **kwargs):
+    def _split_inputs(self, input_list, layer_name="DynamicGRU"):
+        """(inputs, seq_len, att_score or None), after checking the count."""
         if not isinstance(input_list, (list, tuple)):
-            raise ValueError("DynamicGRU takes a list [inputs, seq_len(, att_score)]")
+            raise ValueError(f"{layer_name} takes a list [inputs, seq_len(, att_score)]")
         self._check_input_count(len(input_list))
-        x, seq_len = input_list[0], input_list[1]
         att = input_list[2] if self._uses_attention else None
-        dtype = x.dtype
-        weights = [tf.cast(w, dtype) for w in (self.gates_kernel, self.gates_bias,
-                                                self.candidate_kernel, self.candidate_bias)]
-        outputs, final = dynamic_gru(x, seq_len, *weights, att_scores=att,
-                                             cell=self.gru_type, reverse=self.go_backwards)
+        return input_list[0], input_list[1], att
+
+    def _op_weights(self, dtype):
+        """[Wg, bg, Wc, bc] in `dtype`, as the dynamic GRU ops take them."""
+        return [tf.cast(w, dtype) for w in (self.gates_kernel, self.gates_bias,
+                                            self.candidate_kernel, self.candidate_bias)]
+
+    def call(self, input_list, **kwargs):
+        x, seq_len, att = self._split_inputs(input_list)
+        outputs, final = dynamic_gru(x, seq_len, *self._op_weights(x.dtype), att_scores=att,
+                                     cell=self.gru_type, reverse=self.go_backwards)
         if self.return_sequence:
             return outputs
         return tf.expand_dims(final, axis=1)
@@ -197,20 +203,11 @@ class BidirectionalDynamicGRU(_CustomOpLayer):
     def _fused_concat(self, input_list):
         """Both directions in one op that writes the concat layout (measured
         faster than two ops and a concat: the concat and the split of its
-        gradient cost ~12% of fwd+bwd at B256 T50 E32)."""
-        if not isinstance(input_list, (list, tuple)):
-            raise ValueError("BidirectionalDynamicGRU takes a list [inputs, seq_len(, att_score)]")
-        self.forward_gru._check_input_count(len(input_list))
-        x, seq_len = input_list[0], input_list[1]
-        att = input_list[2] if self.forward_gru._uses_attention else None
-
-        def weights(gru):
-            return [tf.cast(w, x.dtype) for w in (gru.gates_kernel, gru.gates_bias,
-                                                  gru.candidate_kernel, gru.candidate_bias)]
-
+        gradient cost ~10% of fwd+bwd at B256 T50 E32)."""
+        x, seq_len, att = self.forward_gru._split_inputs(input_list, "BidirectionalDynamicGRU")
         outputs, final = bidirectional_dynamic_gru(
-            x, seq_len, weights(self.forward_gru), weights(self.backward_gru), att_scores=att,
-            cell=self.gru_type)
+            x, seq_len, self.forward_gru._op_weights(x.dtype),
+            self.backward_gru._op_weights(x.dtype), att_scores=att, cell=self.gru_type)
         if self.return_sequence:
             return outputs
         return tf.expand_dims(final, axis=1)

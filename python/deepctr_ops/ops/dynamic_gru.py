@@ -88,6 +88,11 @@ def _check_inputs(x, att_scores, wg, bg, wc, bc, cell):
                 _check_dim("att_scores", shape, axis, x.shape[axis], f"{want} {x.shape}")
 
 
+def _to_float32(t):
+    """float16/bfloat16 inputs run the ops in float32 (None stays None)."""
+    return None if t is None else tf.cast(t, tf.float32)
+
+
 @tf.autograph.experimental.do_not_convert
 def dynamic_gru(x, lengths, wg, bg, wc, bc, att_scores=None, cell: str = "GRU",
                 reverse: bool = False, name: str | None = None):
@@ -107,9 +112,7 @@ def dynamic_gru(x, lengths, wg, bg, wc, bc, att_scores=None, cell: str = "GRU",
         lengths = _flat_lengths(mask_lengths(lengths))
         dtype = x.dtype
         if dtype in _HALF_TYPES:
-            def up(t):
-                return None if t is None else tf.cast(t, tf.float32)
-
+            up = _to_float32
             outputs, final = dynamic_gru(up(x), lengths, up(wg), up(bg), up(wc), up(bc),
                                          up(att_scores), cell, reverse)
             return tf.cast(outputs, dtype), tf.cast(final, dtype)
@@ -144,9 +147,7 @@ def bidirectional_dynamic_gru(x, lengths, forward_weights, backward_weights, att
         _check_inputs(x, att_scores, *bw, cell)
         dtype = x.dtype
         if dtype in _HALF_TYPES:  # float32 inside, as dynamic_gru.
-            def up(t):
-                return None if t is None else tf.cast(t, tf.float32)
-
+            up = _to_float32
             outputs, final = bidirectional_dynamic_gru(
                 up(x), lengths, [up(w) for w in fw], [up(w) for w in bw], up(att_scores), cell)
             return tf.cast(outputs, dtype), tf.cast(final, dtype)
