@@ -26,6 +26,7 @@
 #include "cc/kernels/dynamic_gru_directions.h"
 #include "cc/kernels/host_device.h"
 #include "cc/kernels/parallel_for.h"
+#include "cc/kernels/prefetch.h"
 #include "cc/kernels/status.h"
 
 #if defined(__GNUC__) && !defined(__clang__)

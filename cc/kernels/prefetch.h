@@ -29,24 +29,26 @@ inline void PrefetchLineForWrite(const void* p) {
 #endif
 }
 
-// Prefetches the cache lines of p[0], ..., p[n - 1] for reading.
-template <typename T>
-inline void PrefetchLines(const T* p, int64_t n) {
+// Calls prefetch(line) for each 64-byte cache line of p[0], ..., p[n - 1].
+template <typename T, typename Prefetch>
+inline void ForEachLine(const T* p, int64_t n, Prefetch prefetch) {
   const uintptr_t first = reinterpret_cast<uintptr_t>(p);
   const uintptr_t end = first + n * sizeof(T);
   for (uintptr_t line = first & ~uintptr_t{63}; line < end; line += 64) {
-    PrefetchLine(reinterpret_cast<const void*>(line));
+    prefetch(reinterpret_cast<const void*>(line));
   }
+}
+
+// Prefetches the cache lines of p[0], ..., p[n - 1] for reading.
+template <typename T>
+inline void PrefetchLines(const T* p, int64_t n) {
+  ForEachLine(p, n, [](const void* line) { PrefetchLine(line); });
 }
 
 // The same for writing.
 template <typename T>
 inline void PrefetchLinesForWrite(const T* p, int64_t n) {
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t end = first + n * sizeof(T);
-  for (uintptr_t line = first & ~uintptr_t{63}; line < end; line += 64) {
-    PrefetchLineForWrite(reinterpret_cast<const void*>(line));
-  }
+  ForEachLine(p, n, [](const void* line) { PrefetchLineForWrite(line); });
 }
 
 }  // namespace kernels
