@@ -110,6 +110,31 @@ def test_16_bit_types_run_in_float32(rng, dtype):
     np.testing.assert_array_equal(final.numpy(), tf.cast(want_final, dtype).numpy())
 
 
+@pytest.mark.parametrize("cell", ["GRU", "AUGRU"])
+def test_nan_and_inf_follow_the_twin(rng, cell):
+    # NaN/Inf in padding never reach a result or a gradient; a NaN and an Inf in
+    # valid steps propagate exactly as in the twin (two directions, concat).
+    x, _, fw, bw, att = _case(rng, cell, np.float32, b=4, t=5)
+    lengths = np.array([2, 5, 0, 3])
+    x[0, 2:] = np.nan
+    x[2] = np.inf
+    x[1, 3, 0] = np.nan
+    x[3, 1, 1] = np.inf
+    if att is not None:
+        att[0, 2:] = np.nan
+        att[2] = np.inf
+    got = _with_grads(_fused, x, lengths, fw, bw, att, cell)
+    with implementation("tf"):
+        want = _with_grads(_fused, x, lengths, fw, bw, att, cell)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    outputs, final, grad_x = got[0], got[1], got[2]
+    assert np.all(np.isfinite(outputs[[0, 2]])) and np.all(np.isfinite(final[[0, 2]]))
+    assert np.all(outputs[2] == 0) and np.all(grad_x[0, 2:] == 0) and np.all(grad_x[2] == 0)
+    assert np.isnan(outputs[1]).any() and np.isnan(grad_x[1]).any()
+
+
 def test_an_unused_output_gradient_goes_in_empty(rng):
     x, lengths, fw, bw, _ = _case(rng, "GRU")
     xt = tf.constant(x)
