@@ -13,9 +13,10 @@ from cpu_isa_builds import cpu_isa_fixture
 CELLS = ["GRU", "AGRU", "AUGRU"]
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 # B, T, E, U: several 32-row chunks with ragged tails, U not a multiple of the
-# SIMD width, E = 1, and empty shapes.
+# SIMD width, E = 1, empty shapes, and 2U = 112 = 64 + 32 + 16 columns (each
+# float32 GEMM block width of small_gemm.h, U = 56 with an edge).
 SHAPES = [(70, 6, 5, 7), (9, 11, 3, 16), (5, 4, 1, 3), (3, 1, 2, 2), (0, 4, 3, 2),
-          (4, 0, 3, 2), (4, 3, 0, 5)]
+          (4, 0, 3, 2), (4, 3, 0, 5), (37, 5, 9, 56)]
 
 
 isa = cpu_isa_fixture("dynamic_gru")  # Each CPU build this CPU can run.
