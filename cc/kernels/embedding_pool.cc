@@ -34,7 +34,6 @@ namespace {
 
 using pool_cpu::BlocksPerRow;
 using pool_cpu::DispatchWidth;
-using pool_cpu::FinishStores;
 using pool_cpu::kStreamingStoreBytes;
 using pool_cpu::MaxIndexableSteps;
 using pool_cpu::kDepthBlock;
@@ -788,7 +787,7 @@ Status EmbeddingPoolBackwardCpu(const EmbeddingRows<Index, Id>& rows, PoolMode m
                   grad_table_values, grad_table_indices, grad_weights, stream, &scratch,
                   &tie_steps, &bad);
     }
-    if (stream) FinishStores();
+    if (stream) FinishStreamingStores();
   });
   return bad.ToStatus(rows.rows, rows.vocab);
 }

@@ -1,11 +1,16 @@
-// Software prefetches for the CPU kernels. Asm statements, not
-// __builtin_prefetch: GCC 12 deleted whole loops of the builtin (a walk whose
-// only effect was prefetching compiled to nothing, and the pooling forward it
-// was to feed ran 2x slower).
+// Cache control for the CPU kernels: software prefetches, and the fence that
+// ends a run of streaming (non-temporal) stores. The prefetches are asm
+// statements, not __builtin_prefetch: GCC 12 deleted whole loops of the
+// builtin (a walk whose only effect was prefetching compiled to nothing, and
+// the pooling forward it was to feed ran 2x slower).
 #ifndef DEEPCTR_OPS_CC_KERNELS_PREFETCH_H_
 #define DEEPCTR_OPS_CC_KERNELS_PREFETCH_H_
 
 #include <cstdint>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 namespace deepctr_ops {
 namespace kernels {
@@ -49,6 +54,15 @@ inline void PrefetchLines(const T* p, int64_t n) {
 template <typename T>
 inline void PrefetchLinesForWrite(const T* p, int64_t n) {
   ForEachLine(p, n, [](const void* line) { PrefetchLineForWrite(line); });
+}
+
+// Orders the streaming stores issued so far before the stores that follow
+// (an sfence; SSE, so every x86-64 build has it). Call it after a run of
+// them and before the op reports completion.
+inline void FinishStreamingStores() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_sfence();
+#endif
 }
 
 }  // namespace kernels

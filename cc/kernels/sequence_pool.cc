@@ -27,7 +27,6 @@ namespace {
 
 using pool_cpu::BlocksPerRow;
 using pool_cpu::DispatchWidth;
-using pool_cpu::FinishStores;
 using pool_cpu::kStreamingStoreBytes;
 using pool_cpu::MaxIndexableSteps;
 using pool_cpu::kDepthBlock;
@@ -322,7 +321,7 @@ void MaxGradient(const RowPlan& plan, const T* x_base, const int32_t* argmax_row
     const Acc scale = nan_max[i] ? max[i] : Acc(1) / ties[i];
     share[i] = FromAccumulator<T>(scale * ToAccumulator(grad_row[i]));
   }
-  FinishStores();  // The streamed rows land before they are patched.
+  FinishStreamingStores();  // The streamed rows land before they are patched.
   ForEachCompetingStep(plan, scope, [&](int64_t t) {
     const T* x = x_base + t * stride;
     T* g = base + t * stride;
@@ -443,7 +442,7 @@ Status SequencePoolBackwardCpu(const PoolRows<Index>& rows, PoolMode mode,
       BackwardUnit(rows, mode, values, argmax, grad_output, grad_values,
                    UnitAt(unit, rows.depth), stream);
     }
-    if (stream) FinishStores();
+    if (stream) FinishStreamingStores();
   });
   return Status::Ok();
 }

@@ -10,10 +10,6 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
-
 #include "cc/kernels/prefetch.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/sequence_pool_rows.h"
@@ -69,13 +65,6 @@ constexpr int64_t kStreamingStoreBytes = int64_t{8} << 20;
 template <typename Acc>
 constexpr int64_t MaxIndexableSteps() {
   return std::min<int64_t>(INT32_MAX, int64_t{1} << std::numeric_limits<Acc>::digits);
-}
-
-// Orders the streaming stores before the op reports completion.
-inline void FinishStores() {
-#if defined(__AVX__)
-  _mm_sfence();
-#endif
 }
 
 // Walks the steps the forward will read, kLeadSteps ahead of it and across
