@@ -28,20 +28,34 @@ inline GruShape DirectionShape(const GruShape& s, int directions, int d) {
   return out;
 }
 
+// Where direction d starts in each stacked tensor (elements): the layout
+// above, in one place for the forward and the backward arguments.
+struct DirectionOffsets {
+  int64_t wg, bg, wc, bc;  // Weights, and their gradients.
+  int64_t columns;         // outputs, final_state and their gradients.
+  int64_t gates;
+};
+
+inline DirectionOffsets OffsetsOf(const GruShape& s, int d) {
+  const int64_t e = s.input, u = s.units;
+  return {d * (e + u) * 2 * u, d * 2 * u, d * (e + u) * u, d * u, d * u,
+          d * s.batch * s.time * 3 * u};
+}
+
 template <typename T, typename Index>
 GruForwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruForwardArgs<T, Index>& all,
                                        int directions, int d) {
   if (directions == 1) return all;
-  const int64_t e = s.input, u = s.units;
+  const DirectionOffsets o = OffsetsOf(s, d);
   GruForwardArgs<T, Index> a = all;
-  a.wg += d * (e + u) * 2 * u;
-  a.bg += d * 2 * u;
-  a.wc += d * (e + u) * u;
-  a.bc += d * u;
-  a.outputs += d * u;
-  a.final_state += d * u;
-  a.gates += d * s.batch * s.time * 3 * u;
-  a.out_stride = directions * u;
+  a.wg += o.wg;
+  a.bg += o.bg;
+  a.wc += o.wc;
+  a.bc += o.bc;
+  a.outputs += o.columns;
+  a.final_state += o.columns;
+  a.gates += o.gates;
+  a.out_stride = directions * s.units;
   return a;
 }
 
@@ -49,19 +63,19 @@ template <typename T, typename Index>
 GruBackwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruBackwardArgs<T, Index>& all,
                                         int directions, int d) {
   if (directions == 1) return all;
-  const int64_t e = s.input, u = s.units;
+  const DirectionOffsets o = OffsetsOf(s, d);
   GruBackwardArgs<T, Index> a = all;
-  a.wg += d * (e + u) * 2 * u;
-  a.wc += d * (e + u) * u;
-  a.outputs += d * u;
-  a.gates += d * s.batch * s.time * 3 * u;
-  if (a.grad_outputs != nullptr) a.grad_outputs += d * u;
-  if (a.grad_final != nullptr) a.grad_final += d * u;
-  a.grad_wg += d * (e + u) * 2 * u;
-  a.grad_bg += d * 2 * u;
-  a.grad_wc += d * (e + u) * u;
-  a.grad_bc += d * u;
-  a.out_stride = directions * u;
+  a.wg += o.wg;
+  a.wc += o.wc;
+  a.outputs += o.columns;
+  a.gates += o.gates;
+  if (a.grad_outputs != nullptr) a.grad_outputs += o.columns;
+  if (a.grad_final != nullptr) a.grad_final += o.columns;
+  a.grad_wg += o.wg;
+  a.grad_bg += o.bg;
+  a.grad_wc += o.wc;
+  a.grad_bc += o.bc;
+  a.out_stride = directions * s.units;
   a.accumulate_input_grads = d > 0;
   return a;
 }
