@@ -211,9 +211,12 @@ struct BackwardRow {
     const int64_t e = s->input, u = s->units, t = Time(step);
     const T* src = a->x + (b * s->time + t) * e;
     for (int64_t i = tid; i < e; i += threads) x[i] = src[i];
+    // h_prev: the output of the step before (none at step 0: tp would be
+    // outside the row).
     const int64_t tp = s->reverse ? t + 1 : t - 1;
-    const T* prev = a->outputs + (b * s->time + tp) * GruOutStride(a->out_stride, u);
-    for (int64_t k = tid; k < u; k += threads) hp[k] = step > 0 ? prev[k] : T(0);
+    const T* prev =
+        step > 0 ? a->outputs + (b * s->time + tp) * GruOutStride(a->out_stride, u) : nullptr;
+    for (int64_t k = tid; k < u; k += threads) hp[k] = prev != nullptr ? prev[k] : T(0);
   }
 
   DCTR_HOST_DEVICE void Pointwise(int64_t step, int tid, int threads) {

@@ -150,8 +150,6 @@ TensorShape StackedShape(int directions, std::initializer_list<int64_t> dims) {
   return shape;
 }
 
-// DeepCTR>DynamicGru (kDirections = 1) and DeepCTR>BidirectionalDynamicGru
-// (2: dynamic_gru_directions.h).
 // ReadShape for `directions` (1 or 2) directions: with 2, each weight must be
 // a [2, ...] stack and the checks apply to one direction's slice. bg and bc
 // may be null (the BPTT op does not take them).
@@ -172,6 +170,8 @@ absl::Status ReadDirectionsShape(const std::string& cell_name, bool reverse, int
                    *wc1, bc != nullptr ? &*bc1 : nullptr, s);
 }
 
+// DeepCTR>DynamicGru (kDirections = 1) and DeepCTR>BidirectionalDynamicGru
+// (2: dynamic_gru_directions.h).
 template <typename Device, typename T, typename Index, int kDirections>
 class DynamicGruOp : public OpKernel {
  public:
