@@ -32,6 +32,22 @@ def value_and_input_grads(fn, inputs: list, differentiate: tuple[int, ...] = (0,
     return out.numpy(), [g.numpy() if g is not None else None for g in grads]
 
 
+def check_sequence_and_final_gradients(run, inputs: list, delta: float = 1e-6,
+                                       rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """float64 tf.test.compute_gradient of run(*tensors) -> (outputs, final_state),
+    the two flattened into one vector: the theoretical Jacobian (the op's
+    gradient) against the numerical one, for every input."""
+
+    def fn(*tensors):
+        outputs, final = run(*tensors)
+        return tf.concat([tf.reshape(outputs, [-1]), tf.reshape(final, [-1])], 0)
+
+    theoretical, numerical = tf.test.compute_gradient(fn, [tf.constant(v) for v in inputs],
+                                                      delta=delta)
+    for t, n in zip(theoretical, numerical):
+        np.testing.assert_allclose(t, n, rtol=rtol, atol=atol)
+
+
 def save_formats() -> list[str]:
     """The active Keras's model formats: .keras (Keras 3); .h5 and SavedModel (tf_keras)."""
     from deepctr_ops.compat import IS_KERAS_3

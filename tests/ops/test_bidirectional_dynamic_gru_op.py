@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from deepctr_ops import _loader, implementation
 from deepctr_ops.ops import bidirectional_dynamic_gru, dynamic_gru
+from helpers import check_sequence_and_final_gradients
 from kernels import gru_reference as ref
 
 CELLS = ["GRU", "AIGRU", "AGRU", "AUGRU"]
@@ -86,16 +87,9 @@ def test_fused_op_matches_the_twin(rng, cell):
 def test_float64_numerical_gradient(rng, cell):
     x, lengths, fw, bw, att = _case(rng, cell, b=5, t=4, e=2, u=3)
     inputs = [x, *fw, *bw] + ([att] if att is not None else [])
-
-    def fn(*tensors):
-        outputs, final = _fused(tensors[0], lengths, tensors[1:5], tensors[5:9],
-                                tensors[9] if att is not None else None, cell)
-        return tf.concat([tf.reshape(outputs, [-1]), tf.reshape(final, [-1])], 0)
-
-    theoretical, numerical = tf.test.compute_gradient(fn, [tf.constant(v) for v in inputs],
-                                                      delta=1e-6)
-    for t, n in zip(theoretical, numerical):
-        np.testing.assert_allclose(t, n, rtol=1e-6, atol=1e-8)
+    check_sequence_and_final_gradients(
+        lambda *t: _fused(t[0], lengths, t[1:5], t[5:9], t[9] if att is not None else None,
+                          cell), inputs)
 
 
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
