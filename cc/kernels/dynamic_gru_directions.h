@@ -42,20 +42,27 @@ inline DirectionOffsets OffsetsOf(const GruShape& s, int d) {
           d * s.batch * s.time * 3 * u};
 }
 
+// The fields the forward and backward arguments share: the weights read, the
+// saved outputs and gates, and the row stride of the concat layout.
+template <typename Args>
+void ShiftSharedFields(const DirectionOffsets& o, int64_t out_stride, Args* a) {
+  a->wg += o.wg;
+  a->wc += o.wc;
+  a->outputs += o.columns;
+  a->gates += o.gates;
+  a->out_stride = out_stride;
+}
+
 template <typename T, typename Index>
 GruForwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruForwardArgs<T, Index>& all,
                                        int directions, int d) {
   if (directions == 1) return all;
   const DirectionOffsets o = OffsetsOf(s, d);
   GruForwardArgs<T, Index> a = all;
-  a.wg += o.wg;
+  ShiftSharedFields(o, directions * s.units, &a);
   a.bg += o.bg;
-  a.wc += o.wc;
   a.bc += o.bc;
-  a.outputs += o.columns;
   a.final_state += o.columns;
-  a.gates += o.gates;
-  a.out_stride = directions * s.units;
   return a;
 }
 
@@ -65,17 +72,13 @@ GruBackwardArgs<T, Index> DirectionArgs(const GruShape& s, const GruBackwardArgs
   if (directions == 1) return all;
   const DirectionOffsets o = OffsetsOf(s, d);
   GruBackwardArgs<T, Index> a = all;
-  a.wg += o.wg;
-  a.wc += o.wc;
-  a.outputs += o.columns;
-  a.gates += o.gates;
+  ShiftSharedFields(o, directions * s.units, &a);
   if (a.grad_outputs != nullptr) a.grad_outputs += o.columns;
   if (a.grad_final != nullptr) a.grad_final += o.columns;
   a.grad_wg += o.wg;
   a.grad_bg += o.bg;
   a.grad_wc += o.wc;
   a.grad_bc += o.bc;
-  a.out_stride = directions * s.units;
   a.accumulate_input_grads = d > 0;
   return a;
 }
