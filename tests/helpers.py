@@ -48,6 +48,24 @@ def check_sequence_and_final_gradients(run, inputs: list, delta: float = 1e-6,
         np.testing.assert_allclose(t, n, rtol=rtol, atol=atol)
 
 
+def run_recording_outputs(build, feed: np.ndarray, op_type: str):
+    """Runs build(x) in a TF1 graph (x a placeholder fed `feed`) with a full
+    trace; returns the fetched values and the output slots that the one node of
+    `op_type` produced (the executor's record of what the kernel set)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.as_dtype(feed.dtype), feed.shape)
+        fetches = build(x)
+        (node,) = [op.name for op in graph.get_operations() if op.type == op_type]
+        with tf.compat.v1.Session(graph=graph) as session:
+            metadata = tf.compat.v1.RunMetadata()
+            options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+            values = session.run(fetches, {x: feed}, options=options, run_metadata=metadata)
+    slots = {out.slot for dev in metadata.step_stats.dev_stats for stats in dev.node_stats
+             if stats.node_name == node for out in stats.output}
+    return values, slots
+
+
 def save_formats() -> list[str]:
     """The active Keras's model formats: .keras (Keras 3); .h5 and SavedModel (tf_keras)."""
     from deepctr_ops.compat import IS_KERAS_3

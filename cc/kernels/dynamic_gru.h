@@ -17,7 +17,8 @@
 //   outputs[b, t] = h'; outputs at t >= L are 0; final[b] = the state after the
 //   last step (0 for L = 0). Padded steps are never read.
 // * gates [B, T, 3U] holds (r, z, c) of every valid step for the backward (0 in
-//   padding).
+//   padding). It may be null: an inference-only forward (the op's gates output
+//   has no consumer, e.g. in a serving graph) then saves nothing.
 // * Backward (BPTT): from grad_outputs [B, T, U] and grad_final [B, U] (either
 //   may be null: zero, e.g. grad_outputs of a model that uses only the final
 //   state, which then costs no [B, T, U] tensor of zeros) gives
@@ -81,7 +82,7 @@ struct GruForwardArgs {
   const T* bc = nullptr;
   T* outputs = nullptr;  // [B, T, U]
   T* final_state = nullptr;  // [B, U]
-  T* gates = nullptr;    // [B, T, 3U]
+  T* gates = nullptr;    // [B, T, 3U]; null: not saved (inference).
   // Row stride of outputs and final_state; 0: U. A bidirectional call writes
   // each direction's U columns of one [B, T, 2U] / [B, 2U] tensor (stride 2U).
   int64_t out_stride = 0;

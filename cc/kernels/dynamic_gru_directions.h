@@ -49,7 +49,7 @@ void ShiftSharedFields(const DirectionOffsets& o, int64_t out_stride, Args* a) {
   a->wg += o.wg;
   a->wc += o.wc;
   a->outputs += o.columns;
-  a->gates += o.gates;
+  if (a->gates != nullptr) a->gates += o.gates;  // Null: an inference forward.
   a->out_stride = out_stride;
 }
 

@@ -96,8 +96,9 @@ struct ForwardRow {
     for (int64_t i = len * u + tid; i < time * u; i += threads) {
       a->outputs[(b * time + i / u) * ldo + i % u] = T(0);
     }
-    for (int64_t i = len * g + tid; i < time * g; i += threads) a->gates[b * time * g + i] = T(0);
     for (int64_t j = tid; j < u; j += threads) h[j] = T(0);
+    if (a->gates == nullptr) return;  // Inference: nothing saved.
+    for (int64_t i = len * g + tid; i < time * g; i += threads) a->gates[b * time * g + i] = T(0);
   }
 
   DCTR_HOST_DEVICE int64_t Time(int64_t step) const { return s->reverse ? len - 1 - step : step; }
@@ -126,7 +127,7 @@ struct ForwardRow {
     const int64_t e = s->input, u = s->units, t = Time(step);
     const T at = GruUsesAttention(s->cell) ? a->att[b * s->time + t] : T(0);
     T* out = a->outputs + (b * s->time + t) * GruOutStride(a->out_stride, u);
-    T* saved = a->gates + (b * s->time + t) * 3 * u;
+    T* saved = a->gates != nullptr ? a->gates + (b * s->time + t) * 3 * u : nullptr;
     for (int64_t j = tid; j < u; j += threads) {
       T acc = a->bc[j];
       for (int64_t i = 0; i < e; ++i) acc += x[i] * a->wc[i * u + j];
@@ -144,6 +145,7 @@ struct ForwardRow {
       }
       hn[j] = next;
       out[j] = next;
+      if (saved == nullptr) continue;
       saved[j] = r;
       saved[u + j] = z;
       saved[2 * u + j] = c;

@@ -197,9 +197,15 @@ class DynamicGruOp : public OpKernel {
                                              &outputs));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.batch, out_units}),
                                              &final_state));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(
-                            2, StackedShape(kDirections, {s.batch, s.time, 3 * s.units}),
-                            &gates));
+    // The gates are saved for the gradient only. In a graph where nothing
+    // consumes them (a serving or predict graph) the executor marks the
+    // output not required; it is then left unset, and the forward neither
+    // writes nor allocates them.
+    if (ctx->output_required(2)) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                              2, StackedShape(kDirections, {s.batch, s.time, 3 * s.units}),
+                              &gates));
+    }
     GruForwardArgs<T, Index> a;
     a.x = x.flat<T>().data();
     a.lengths = lengths.flat<Index>().data();
@@ -210,7 +216,7 @@ class DynamicGruOp : public OpKernel {
     a.bc = bc.flat<T>().data();
     a.outputs = outputs->flat<T>().data();
     a.final_state = final_state->flat<T>().data();
-    a.gates = gates->flat<T>().data();
+    a.gates = gates != nullptr ? gates->flat<T>().data() : nullptr;
     OP_REQUIRES_OK(ctx, ToAbslStatus(Device::Forward(ctx, s, a, kDirections)));
   }
 

@@ -194,8 +194,10 @@ to [0, T]); att_scores [B, T] or [B, T, 1] for AGRU/AUGRU, empty for GRU.
 Weights in DeepCTR's layout: wg [(E+U), 2U] (reset half, then update half), bg
 [2U], wc [(E+U), U], bc [U]. outputs [B, T, U] (0 at t >= len), final_state
 [B, U] (the state after step len-1, 0 for len 0), gates [B, T, 3U] (r, z, c of
-each valid step, for the gradient). reverse runs each row from len-1 down to 0
-and writes its outputs at their own positions.
+each valid step, for the gradient; where nothing consumes gates, as in a
+serving or predict graph, the kernel neither computes nor sets it). reverse
+runs each row from len-1 down to 0 and writes its outputs at their own
+positions.
 )doc");
 
 REGISTER_OP("DeepCTR>DynamicGruGrad")

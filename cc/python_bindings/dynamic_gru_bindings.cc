@@ -65,6 +65,7 @@ struct Inputs {
   Device device = Device::kCpu;
   int threads = 0;
   int repeats = 1;
+  bool save_gates = true;  // False: the inference forward (gates null).
 };
 
 template <typename T>
@@ -120,7 +121,8 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
   const int nd = in.directions;
   py::array_t<T> outputs({s.batch, s.time, nd * s.units});
   py::array_t<T> final_state({s.batch, nd * s.units});
-  py::array_t<T> gates(WeightShape(nd, {s.batch, s.time, 3 * s.units}));
+  py::array_t<T> gates(in.save_gates ? WeightShape(nd, {s.batch, s.time, 3 * s.units})
+                                     : std::vector<int64_t>{0});
   GruForwardArgs<T, Index> f;
   f.x = a.x.data();
   f.lengths = lengths.data();
@@ -131,7 +133,7 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
   f.bc = a.bc.data();
   f.outputs = outputs.mutable_data();
   f.final_state = final_state.mutable_data();
-  f.gates = gates.mutable_data();
+  f.gates = in.save_gates ? gates.mutable_data() : nullptr;
   double ms = 0.0;
   {
     py::gil_scoped_release release;
@@ -157,7 +159,9 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
   const GruShape& s = in.shape;
   const int nd = in.directions;
   // The forward on the same device gives the saved outputs and gates.
-  py::tuple fwd = Forward<T, Index>(in, a, lengths);
+  Inputs saving = in;
+  saving.save_gates = true;
+  py::tuple fwd = Forward<T, Index>(saving, a, lengths);
   auto outputs = fwd[0].cast<py::array_t<T>>();
   auto gates = fwd[2].cast<py::array_t<T>>();
   auto grad_outputs = Array<T>(grad_outputs_obj, "grad_outputs");
@@ -230,8 +234,10 @@ py::tuple DynamicGru(const py::object& x, const py::object& lengths, const py::o
                      const py::object& bg, const py::object& wc, const py::object& bc,
                      const py::object& att, const std::string& cell, bool reverse,
                      const py::object& grad_outputs, const py::object& grad_final,
-                     const std::string& device, int threads, int repeats, int directions) {
+                     const std::string& device, int threads, int repeats, int directions,
+                     bool save_gates) {
   Inputs in;
+  in.save_gates = save_gates;
   if (directions != 1 && directions != 2) throw py::value_error("directions must be 1 or 2");
   in.directions = directions;
   if (!kernels::ParseGruCell(cell, &in.shape.cell)) {
@@ -267,7 +273,7 @@ void BindDynamicGru(py::module_& m) {
         py::arg("cell") = "GRU", py::arg("reverse") = false,
         py::arg("grad_outputs") = py::none(), py::arg("grad_final") = py::none(),
         py::arg("device") = "cpu", py::arg("threads") = 0, py::arg("repeats") = 1,
-        py::arg("directions") = 1,
+        py::arg("directions") = 1, py::arg("save_gates") = true,
         R"doc(Dynamic GRU forward, or backward when grad_outputs/grad_final are given.
 
 x [B, T, E] float32/float64 (the other arrays are converted to its dtype),
@@ -283,7 +289,9 @@ thread by thread (threads = the emulated block size, default 128): a review of
 the GPU code without a GPU. directions=2 is the bidirectional op: weights
 stacked [2, ...] (forward, reverse), outputs [B, T, 2U] and final_state
 [B, 2U] in the concat layout, gates [2, B, T, 3U], grad_x / grad_att summed
-over both directions, weight gradients stacked (reverse is ignored).)doc");
+over both directions, weight gradients stacked (reverse is ignored).
+save_gates=False runs the inference forward (gates null, as the op does when
+nothing consumes its gates output): gates comes back empty.)doc");
 }
 
 }  // namespace bindings

@@ -19,6 +19,7 @@ kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& s,
   if (!st.ok()) return st;
   const size_t b = s.batch, t = s.time, e = s.input, u = s.units, nd = directions;
   const bool att = host.att != nullptr;
+  const bool save = host.gates != nullptr;  // Null: the inference forward.
   DeviceBuffer x, lengths, a, wg, bg, wc, bc, out, fin, gates;
   st = Upload(host.x, b * t * e, &x);
   if (st.ok()) st = Upload(host.lengths, b, &lengths);
@@ -29,7 +30,9 @@ kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& s,
   if (st.ok()) st = Upload(host.bc, nd * u, &bc);
   if (st.ok()) st = CudaStatus(out.Allocate(b * t * nd * u * sizeof(T)), "cudaMalloc");
   if (st.ok()) st = CudaStatus(fin.Allocate(b * nd * u * sizeof(T)), "cudaMalloc");
-  if (st.ok()) st = CudaStatus(gates.Allocate(nd * b * t * 3 * u * sizeof(T)), "cudaMalloc");
+  if (st.ok() && save) {
+    st = CudaStatus(gates.Allocate(nd * b * t * 3 * u * sizeof(T)), "cudaMalloc");
+  }
   if (!st.ok()) return st;
   kernels::GruForwardArgs<T, Index> d;
   d.x = static_cast<const T*>(x.get());
@@ -41,7 +44,7 @@ kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& s,
   d.bc = static_cast<const T*>(bc.get());
   d.outputs = static_cast<T*>(out.get());
   d.final_state = static_cast<T*>(fin.get());
-  d.gates = static_cast<T*>(gates.get());
+  d.gates = save ? static_cast<T*>(gates.get()) : nullptr;
   auto launch = [&]() {
     return kernels::ForEachDirection(s, d, directions, [](const kernels::GruShape& sd,
                                                           const auto& ad) {
@@ -52,7 +55,7 @@ kernels::Status RunDynamicGruForwardOnGpu(const kernels::GruShape& s,
   if (st.ok()) st = CudaStatus(cudaDeviceSynchronize(), "kernel");
   if (st.ok()) st = Download(out, b * t * nd * u, host.outputs);
   if (st.ok()) st = Download(fin, b * nd * u, host.final_state);
-  if (st.ok()) st = Download(gates, nd * b * t * 3 * u, host.gates);
+  if (st.ok() && save) st = Download(gates, nd * b * t * 3 * u, host.gates);
   if (!st.ok()) return st;
   return TimeLaunches(launch, repeats < 1 ? 1 : repeats, milliseconds);
 }

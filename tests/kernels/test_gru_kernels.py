@@ -217,6 +217,27 @@ def test_bidirectional_equals_a_forward_and_a_reverse_run(kernels, isa, rng, cel
         np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-12)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("directions", [1, 2])
+@pytest.mark.parametrize("device,threads", [("cpu", 3), ("emulated", 5)])
+def test_inference_forward_saves_no_gates_and_gives_the_same_outputs(kernels, isa, rng, cell,
+                                                                     directions, device,
+                                                                     threads):
+    # gates = null (the op's gates output has no consumer): same outputs and
+    # final state, bit for bit (lengths include 0, 1, T, > T and negative).
+    x, lengths, w, _, stacked, att = _bidirectional_case(rng, 70, 6, 5, 7, cell, np.float32)
+    weights = w if directions == 1 else stacked
+    kwargs = dict(device=device, threads=threads, directions=directions)
+    saved = _run(kernels, x, lengths, weights, att, cell, False, **kwargs)
+    inference = _run(kernels, x, lengths, weights, att, cell, False, save_gates=False, **kwargs)
+    assert saved[2].size > 0 and inference[2].shape == (0,)
+    for s, i in zip(saved[:2], inference[:2]):
+        np.testing.assert_array_equal(i, s)
+    want_out, want_final = ref.forward(x, lengths, **w, att=att, cell=cell, reverse=False)
+    np.testing.assert_allclose(inference[0][..., :7], want_out, **TOL[np.float32])
+    np.testing.assert_allclose(inference[1][:, :7], want_final, **TOL[np.float32])
+
+
 def test_bad_arguments_name_the_argument(kernels, rng):
     x, lengths, w, att = ref.random_case(rng, 3, 4, 2, 3, "AGRU")
     with pytest.raises(ValueError, match="att is required"):
@@ -279,6 +300,20 @@ def test_gpu_matches_cpu(gpu_kernels, rng, b, t, e, u, cell, reverse, dtype):
                device="gpu")
     for c, g in zip(cpu[:6], gpu[:6]):
         np.testing.assert_allclose(g, c, **tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("u", [32, 200])
+def test_gpu_inference_forward_matches_the_saving_forward(gpu_kernels, rng, cell, u):
+    # The persistent kernel (u <= 128) and the per-step one, gates = null.
+    x, lengths, w, att = ref.random_case(rng, 33, 20, 16, u, cell, np.float32)
+    saved = _run(gpu_kernels, x, lengths, w, att, cell, False, device="gpu")
+    inference = _run(gpu_kernels, x, lengths, w, att, cell, False, device="gpu",
+                     save_gates=False)
+    assert inference[2].shape == (0,)
+    for s, i in zip(saved[:2], inference[:2]):
+        np.testing.assert_array_equal(i, s)
 
 
 @pytest.mark.gpu

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from deepctr_ops import _loader, implementation
 from deepctr_ops.ops import dynamic_gru
-from helpers import check_sequence_and_final_gradients
+from helpers import check_sequence_and_final_gradients, run_recording_outputs
 from kernels import gru_reference as ref
 
 CELLS = ["GRU", "AIGRU", "AGRU", "AUGRU"]
@@ -171,6 +171,33 @@ def test_unused_output_gradient_goes_in_empty_inside_tf_function(rng, pick):
     with implementation("tf"):
         want = grad()
     np.testing.assert_allclose(fn().numpy(), want.numpy(), rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["GRU", "AUGRU"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_graph_without_the_gradient_neither_saves_nor_needs_gates(rng, cell, reverse):
+    # Serving / predict: nothing consumes the gates output, so the executor
+    # marks it not required and the kernel skips it (slot 2 is never set). A
+    # graph with the gradient saves it. Outputs are the same bits either way.
+    x, lengths, weights, att = _case(rng, cell, np.float32, b=40, t=6, e=5, u=9)
+
+    def build(with_gradient):
+        def fetches(xt):
+            outputs, final = _run(xt, lengths, weights, att, cell, reverse)
+            if not with_gradient:
+                return [outputs, final]
+            return [outputs, final, tf.gradients(tf.reduce_sum(outputs ** 2), xt)[0]]
+        return fetches
+
+    (outputs, final), slots = run_recording_outputs(build(False), x, "DeepCTR>DynamicGru")
+    assert slots == {0, 1}
+    trained, slots = run_recording_outputs(build(True), x, "DeepCTR>DynamicGru")
+    assert slots == {0, 1, 2}
+    np.testing.assert_array_equal(outputs, trained[0])
+    np.testing.assert_array_equal(final, trained[1])
+    want_out, want_final = ref.forward(x, lengths, *weights, att=att, cell=cell, reverse=reverse)
+    np.testing.assert_allclose(outputs, want_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(final, want_final, rtol=1e-5, atol=1e-6)
 
 
 def test_grad_op_takes_an_empty_incoming_gradient_as_zero(rng):
