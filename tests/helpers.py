@@ -66,6 +66,26 @@ def run_recording_outputs(build, feed: np.ndarray, op_type: str):
     return values, slots
 
 
+def gates_saved_only_for_a_gradient(run, x: np.ndarray, op_type: str):
+    """run(x) -> (outputs, final) of one dynamic GRU op of `op_type`, in a graph
+    without a gradient and in one that also takes d sum(outputs**2) / dx.
+    Checks that the op sets its gates output (slot 2) only in the second, and
+    returns the first graph's (outputs, final) and the second's."""
+    def build(with_gradient):
+        def fetches(xt):
+            outputs, final = run(xt)
+            if not with_gradient:
+                return [outputs, final]
+            return [outputs, final, tf.gradients(tf.reduce_sum(outputs ** 2), xt)[0]]
+        return fetches
+
+    inference, slots = run_recording_outputs(build(False), x, op_type)
+    assert slots == {0, 1}
+    training, slots = run_recording_outputs(build(True), x, op_type)
+    assert slots == {0, 1, 2}
+    return inference, training[:2]
+
+
 def save_formats() -> list[str]:
     """The active Keras's model formats: .keras (Keras 3); .h5 and SavedModel (tf_keras)."""
     from deepctr_ops.compat import IS_KERAS_3

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from deepctr_ops import _loader, implementation
 from deepctr_ops.ops import bidirectional_dynamic_gru, dynamic_gru
-from helpers import check_sequence_and_final_gradients, run_recording_outputs
+from helpers import check_sequence_and_final_gradients, gates_saved_only_for_a_gradient
 from kernels import gru_reference as ref
 
 CELLS = ["GRU", "AIGRU", "AGRU", "AUGRU"]
@@ -155,20 +155,8 @@ def test_an_unused_output_gradient_goes_in_empty(rng):
 def test_a_graph_without_the_gradient_neither_saves_nor_needs_gates(rng, cell):
     # As for the one-direction op: gates (slot 2) only where a gradient reads them.
     x, lengths, fw, bw, att = _case(rng, cell, np.float32)
-
-    def build(with_gradient):
-        def fetches(xt):
-            outputs, final = _fused(xt, lengths, fw, bw, att, cell)
-            if not with_gradient:
-                return [outputs, final]
-            return [outputs, final, tf.gradients(tf.reduce_sum(outputs ** 2), xt)[0]]
-        return fetches
-
-    op_type = "DeepCTR>BidirectionalDynamicGru"
-    (outputs, final), slots = run_recording_outputs(build(False), x, op_type)
-    assert slots == {0, 1}
-    trained, slots = run_recording_outputs(build(True), x, op_type)
-    assert slots == {0, 1, 2}
+    (outputs, final), trained = gates_saved_only_for_a_gradient(
+        lambda xt: _fused(xt, lengths, fw, bw, att, cell), x, "DeepCTR>BidirectionalDynamicGru")
     np.testing.assert_array_equal(outputs, trained[0])
     np.testing.assert_array_equal(final, trained[1])
     f_out, f_final = ref.forward(x, lengths, *fw, att=att, cell=cell)
