@@ -31,18 +31,19 @@ def binary(tmp_path_factory):
     return gru_floor.build(tmp_path_factory.mktemp("gru_floor"))
 
 
-@pytest.mark.parametrize("cell", ["GRU", "AUGRU"])
+@pytest.mark.parametrize("cell,directions", [("GRU", 1), ("AUGRU", 1), ("GRU", 2)])
 def test_kernel_timing_counts_the_valid_steps_and_gives_the_same_bits_on_two_threads(
-        binary, cell):
+        binary, cell, directions):
     batch, time, emb = 70, 12, 16
-    one = gru_floor.run(binary, "kernels", batch, time, emb, 1, cell, 1)
-    two = gru_floor.run(binary, "kernels", batch, time, emb, 2, cell, 1)
+    one = gru_floor.run(binary, "kernels", batch, time, emb, 1, cell, 1, directions)
+    two = gru_floor.run(binary, "kernels", batch, time, emb, 2, cell, 1, directions)
     steps = int(one["valid_steps"])
     assert 0 < steps < batch * time
     assert two["valid_steps"] == one["valid_steps"]
-    # 2 (E + u) 3u flops per valid step forward, twice that backward (u = E).
-    assert float(one["fwd_gflop"]) == pytest.approx(2 * steps * 2 * emb * 3 * emb / 1e9,
-                                                    rel=1e-5)
+    # 2 (E + u) 3u flops per valid step and direction forward, twice that
+    # backward (u = E).
+    assert float(one["fwd_gflop"]) == pytest.approx(
+        directions * 2 * steps * 2 * emb * 3 * emb / 1e9, rel=1e-5)
     assert float(one["bwd_gflop"]) == pytest.approx(2 * float(one["fwd_gflop"]), rel=1e-5)
     # Outputs and gradients summed: the kernels are deterministic across threads.
     assert two["checksum"] == one["checksum"]
@@ -61,6 +62,8 @@ def test_unknown_mode_or_cell_fails(binary):
         gru_floor.run(binary, "kernels", 4, 4, 4, 1, "LSTM", 1)
     with pytest.raises(subprocess.CalledProcessError):
         gru_floor.run(binary, "transpose", 1)
+    with pytest.raises(subprocess.CalledProcessError):
+        gru_floor.run(binary, "kernels", 4, 4, 4, 1, "GRU", 1, 3)
 
 
 def test_bounds_are_the_big_calls_flops_at_each_measured_rate():

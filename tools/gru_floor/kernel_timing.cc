@@ -1,13 +1,14 @@
 // Times the CPU dynamic GRU kernels (cc/kernels/dynamic_gru.h) without
 // TensorFlow, for tools/gru_floor.py:
 //
-//   kernel_timing kernels BATCH TIME INPUT THREADS CELL REPS
+//   kernel_timing kernels BATCH TIME INPUT THREADS CELL REPS [DIRECTIONS]
 //   kernel_timing gemm INPUT UNITS REPS
 //   kernel_timing peak REPS
 //
 // `kernels`: a forward that saves its gates, then the backward, on lengths
 // uniform in [0, T] (units = input, as the benchmark's rows); the fastest of
-// REPS calls of each. `gemm`: the small GEMMs of one forward and one backward
+// REPS calls of each; DIRECTIONS 2 times the bidirectional call
+// (dynamic_gru_directions.h). `gemm`: the small GEMMs of one forward and one backward
 // step over 32 active rows (the kernels' chunk), operands in cache, with the
 // per-valid-step FLOPs of fwd+bwd. `peak`: a register-only FMA loop. Each
 // prints one line of `key=value` fields.
@@ -33,9 +34,10 @@ namespace k = deepctr_ops::kernels;
 
 // The TF adapter's scheduling (CpuParallelFor) on `threads` std::threads.
 k::ParallelFor ThreadsFor(int threads) {
-  return [threads](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+  return [threads](int64_t total, int64_t cost_per_unit,
+                   const std::function<void(int64_t, int64_t)>& fn) {
     if (total <= 0) return;
-    if (threads <= 1 || total == 1) {
+    if (threads <= 1 || total * cost_per_unit < 50000) {
       fn(0, total);
       return;
     }
@@ -62,7 +64,7 @@ double Seconds(const std::function<void()>& fn) {
 }
 
 int TimeKernels(int64_t batch, int64_t time, int64_t input, int threads, const std::string& cell,
-                int reps) {
+                int reps, int directions) {
   const int64_t units = input;
   k::GruShape shape;
   shape.batch = batch;
@@ -82,16 +84,18 @@ int TimeKernels(int64_t batch, int64_t time, int64_t input, int threads, const s
   };
   const size_t bt = static_cast<size_t>(batch * time);
   std::vector<float> x = random(bt * input, 1.0f, 0.0f);
-  std::vector<float> wg = random((input + units) * 2 * units, 0.3f, 0.0f);
-  std::vector<float> wc = random((input + units) * units, 0.3f, 0.0f);
+  const int64_t d = directions;
+  std::vector<float> wg = random(d * (input + units) * 2 * units, 0.3f, 0.0f);
+  std::vector<float> wc = random(d * (input + units) * units, 0.3f, 0.0f);
   std::vector<float> att = random(bt, 1.0f, 0.5f);
-  std::vector<float> bg(2 * units, 1.0f), bc(units, 0.0f);
+  std::vector<float> bg(d * 2 * units, 1.0f), bc(d * units, 0.0f);
   std::vector<int32_t> lengths(batch);
   std::uniform_int_distribution<int32_t> length(0, static_cast<int32_t>(time));
   int64_t steps = 0;
   for (int32_t& len : lengths) steps += (len = length(rng));
-  std::vector<float> outputs(bt * units), final_state(batch * units), gates(bt * 3 * units);
-  std::vector<float> grad_outputs(bt * units), grad_final(batch * units, 0.0f);
+  std::vector<float> outputs(bt * d * units), final_state(batch * d * units),
+      gates(d * bt * 3 * units);
+  std::vector<float> grad_outputs(bt * d * units), grad_final(batch * d * units, 0.0f);
   std::vector<float> grad_x(bt * input), grad_att(bt), grad_wg(wg.size()), grad_bg(bg.size()),
       grad_wc(wc.size()), grad_bc(bc.size());
   const bool attention = k::GruUsesAttention(shape.cell);
@@ -129,13 +133,13 @@ int TimeKernels(int64_t batch, int64_t time, int64_t input, int threads, const s
   for (int r = 0; r < reps; ++r) {
     k::Status status = k::Status::Ok();
     best_fwd = std::min(best_fwd, Seconds([&] {
-      status = k::DynamicGruForwardCpu<float, int32_t>(shape, fwd, parallel_for);
+      status = k::DynamicGruForwardCpu<float, int32_t>(shape, fwd, parallel_for, directions);
     }));
     if (!status.ok()) return 1;
     // d sum(outputs^2) / d outputs, as the benchmark's loss.
     for (size_t i = 0; i < outputs.size(); ++i) grad_outputs[i] = 2.0f * outputs[i];
     best_bwd = std::min(best_bwd, Seconds([&] {
-      status = k::DynamicGruBackwardCpu<float, int32_t>(shape, bwd, parallel_for);
+      status = k::DynamicGruBackwardCpu<float, int32_t>(shape, bwd, parallel_for, directions);
     }));
     if (!status.ok()) return 1;
   }
@@ -145,7 +149,7 @@ int TimeKernels(int64_t batch, int64_t time, int64_t input, int threads, const s
   for (float v : grad_x) checksum += v;
   for (float v : grad_wg) checksum += v;
   for (float v : grad_wc) checksum += v;
-  const double fwd_flop = 2.0 * steps * (input + units) * 3 * units;
+  const double fwd_flop = 2.0 * d * steps * (input + units) * 3 * units;
   std::printf("valid_steps=%lld fwd_gflop=%.9g bwd_gflop=%.9g fwd_ms=%.4f bwd_ms=%.4f "
               "checksum=%.9g\n",
               static_cast<long long>(steps), fwd_flop / 1e9, 2 * fwd_flop / 1e9,
@@ -157,9 +161,14 @@ int TimeKernels(int64_t batch, int64_t time, int64_t input, int threads, const s
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "kernels" && argc == 8) {
+  if (mode == "kernels" && (argc == 8 || argc == 9)) {
+    const int directions = argc == 9 ? std::atoi(argv[8]) : 1;
+    if (directions != 1 && directions != 2) {
+      std::fprintf(stderr, "DIRECTIONS must be 1 or 2\n");
+      return 2;
+    }
     return TimeKernels(std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]),
-                       std::atoi(argv[5]), argv[6], std::atoi(argv[7]));
+                       std::atoi(argv[5]), argv[6], std::atoi(argv[7]), directions);
   }
   if (mode == "gemm" && argc == 5) {
     const gru_floor::Rate rate =
@@ -173,7 +182,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::fprintf(stderr,
-               "usage: kernel_timing kernels BATCH TIME INPUT THREADS CELL REPS\n"
+               "usage: kernel_timing kernels BATCH TIME INPUT THREADS CELL REPS [DIRECTIONS]\n"
                "       kernel_timing gemm INPUT UNITS REPS\n"
                "       kernel_timing peak REPS\n");
   return 2;
