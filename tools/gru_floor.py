@@ -18,6 +18,8 @@ kind for the measured time. Pass --target-ms (e.g. Keras' fwd+bwd / 5 minus
 the benchmark's loss) to mark which bounds fit under a target.
 
     python tools/gru_floor.py [--threads N] [--cell GRU|AUGRU] [--rounds R]
+    python tools/gru_floor.py --build-dir DIR --build-only   # DIR/kernel_timing
+                                                             # for single timings
 """
 
 from __future__ import annotations
@@ -148,12 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-ms", type=float, default=None,
                         help="mark which bounds fit under this fwd+bwd time")
     parser.add_argument("--compiler", default=os.environ.get("CXX", "g++"))
+    parser.add_argument("--build-dir", type=Path, default=None,
+                        help="build kernel_timing here and keep it (default: a temporary "
+                             "directory)")
+    parser.add_argument("--build-only", action="store_true",
+                        help="only build (with --build-dir) and print the binary's path")
     args = parser.parse_args(argv)
     if shutil.which(args.compiler) is None:
         print(f"gru_floor: no C++ compiler {args.compiler!r}", file=sys.stderr)
         return 2
+    if args.build_only and args.build_dir is None:
+        parser.error("--build-only needs --build-dir")
     with tempfile.TemporaryDirectory() as tmp:
-        binary = build(Path(tmp), args.compiler)
+        out_dir = args.build_dir or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        binary = build(out_dir, args.compiler)
+        if args.build_only:
+            print(binary)
+            return 0
         measured = measure(binary, args.threads, args.cell, args.rounds)
     print(report(measured, args.threads, args.cell, args.target_ms))
     return 0

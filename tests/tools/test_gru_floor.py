@@ -88,3 +88,12 @@ def test_bounds_are_the_big_calls_flops_at_each_measured_rate():
     assert "| FMA peak | 12.00 | yes |" in table
     assert "| kernels, data in L3 | 13.00 | yes |" in table
     assert "| kernels, 2 threads (measured) | 30.00 | no |" in table
+
+
+def test_build_only_keeps_the_binary_in_the_build_dir(tmp_path, capsys):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed (the package build needs it too)")
+    assert gru_floor.main(["--build-dir", str(tmp_path / "out"), "--build-only"]) == 0
+    binary = Path(capsys.readouterr().out.strip())
+    assert binary == tmp_path / "out" / "kernel_timing" and binary.is_file()
+    assert 0 < int(gru_floor.run(binary, "kernels", 16, 4, 8, 1, "GRU", 1)["valid_steps"]) <= 64
