@@ -8,17 +8,16 @@
 // `kernels`: a forward that saves its gates, then the backward, on lengths
 // uniform in [0, T] (units = input, as the benchmark's rows); the fastest of
 // REPS calls of each; DIRECTIONS 2 times the bidirectional call
-// (dynamic_gru_directions.h). `gemm`: the small GEMMs of one forward and one backward
-// step over 32 active rows (the kernels' chunk), operands in cache, with the
-// per-valid-step FLOPs of fwd+bwd. `peak`: a register-only FMA loop. Each
-// prints one line of `key=value` fields.
+// (dynamic_gru_directions.h). `gemm`: the small GEMMs of one forward and one
+// backward step over 32 active rows (the kernels' chunk), operands in cache,
+// with the per-valid-step FLOPs of fwd+bwd. `peak`: a register-only FMA loop.
+// Each prints one line of `key=value` fields.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <random>
 #include <string>
@@ -41,7 +40,9 @@ k::ParallelFor ThreadsFor(int threads) {
       fn(0, total);
       return;
     }
-    // threads * 64 equal blocks, taken in order (cc/ops/kernel_adapter.h).
+    // threads * 64 equal blocks as in cc/ops/kernel_adapter.h, handed out in
+    // index order. Threads start per call here (tens of microseconds that
+    // TF's persistent pool does not pay: small calls read a little slow).
     const int64_t blocks = std::min<int64_t>(total, threads * 64);
     const int64_t block = (total + blocks - 1) / blocks;
     std::atomic<int64_t> next{0};
