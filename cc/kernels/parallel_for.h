@@ -14,6 +14,18 @@ using ParallelFor = std::function<void(
     int64_t total, int64_t cost_per_unit,
     const std::function<void(int64_t begin, int64_t end)>& fn)>;
 
+// The block policy of the two bindings of the seam (CpuParallelFor on TF's
+// pool, ThreadsParallelFor on std::threads). Below kInlineWork (units x cost
+// per unit, ~50us) a thread hop costs more than it saves: run inline. Above
+// it, threads * 64 equal blocks: ragged rows make unit costs uneven, and many
+// small blocks balance them.
+constexpr int64_t kInlineWork = 50000;
+
+inline int64_t ParallelBlockSize(int64_t total, int64_t threads) {
+  const int64_t blocks = total < threads * 64 ? total : threads * 64;
+  return blocks > 0 ? (total + blocks - 1) / blocks : 1;
+}
+
 // Runs everything on the calling thread.
 inline void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
                       const std::function<void(int64_t, int64_t)>& fn) {

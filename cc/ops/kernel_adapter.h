@@ -39,16 +39,14 @@ inline kernels::ParallelFor CpuParallelFor(tensorflow::OpKernelContext* ctx) {
   return [workers](int64_t total, int64_t cost_per_unit,
                    const std::function<void(int64_t, int64_t)>& fn) {
     if (total <= 0) return;
-    // Below ~50us of work a thread hop costs more than it saves.
+    // kInlineWork and ParallelBlockSize: parallel_for.h. Fixed blocks balance
+    // ragged rows better than the pool's cost-model sharding here.
     const int64_t threads = std::max<int64_t>(1, workers->NumThreads());
-    if (threads == 1 || total * cost_per_unit < 50000) {
+    if (threads == 1 || total * cost_per_unit < kernels::kInlineWork) {
       fn(0, total);
       return;
     }
-    // Many equal blocks per thread: ragged rows make unit costs uneven, and
-    // fixed blocks balance better than the pool's cost-model sharding here.
-    const int64_t blocks = std::min<int64_t>(total, threads * 64);
-    const int64_t block_size = (total + blocks - 1) / blocks;
+    const int64_t block_size = kernels::ParallelBlockSize(total, threads);
     // The constructor, not SchedulingParams::Fixed (TF >= 2.20 only), so that
     // the op library also builds against TF 2.19.
     using Pool = tsl::thread::ThreadPool;

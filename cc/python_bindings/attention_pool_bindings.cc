@@ -93,8 +93,8 @@ py::tuple Run(const Inputs& in) {
                                               &ms));
 #endif
       } else {
-        ThrowIfError(kernels::AttentionPoolForwardCpu(in.spec, rows, q, k, w, o, a,
-                                               ThreadedFor(ResolveThreads(in.threads))));
+        ThrowIfError(kernels::AttentionPoolForwardCpu(
+            in.spec, rows, q, k, w, o, a, kernels::ThreadsParallelFor(ResolveThreads(in.threads))));
       }
     }
     if (in.return_activations) return py::make_tuple(out, ms, saved);
@@ -140,8 +140,9 @@ py::tuple Run(const Inputs& in) {
                                             in.repeats, &ms));
 #endif
     } else {
-      ThrowIfError(kernels::AttentionPoolBackwardCpu(in.spec, rows, q, k, w, saved, g, gq, gk, wg,
-                                              ThreadedFor(ResolveThreads(in.threads))));
+      ThrowIfError(kernels::AttentionPoolBackwardCpu(
+          in.spec, rows, q, k, w, saved, g, gq, gk, wg,
+          kernels::ThreadsParallelFor(ResolveThreads(in.threads))));
     }
   }
   return py::make_tuple(grad_query, grad_keys, grad_kernels, grad_biases, ms);

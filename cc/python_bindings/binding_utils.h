@@ -1,5 +1,6 @@
-// Helpers every pybind11 entry of deepctr_ops._kernels uses: the kernels'
-// threading seam on plain std::threads, Status -> ValueError, argument parsing.
+// Helpers every pybind11 entry of deepctr_ops._kernels uses: the thread count
+// (the seam itself: kernels::ThreadsParallelFor), Status -> ValueError,
+// argument parsing.
 #ifndef DEEPCTR_OPS_CC_PYTHON_BINDINGS_BINDING_UTILS_H_
 #define DEEPCTR_OPS_CC_PYTHON_BINDINGS_BINDING_UTILS_H_
 
@@ -16,6 +17,7 @@
 #include "cc/kernels/parallel_for.h"
 #include "cc/kernels/sequence_pool.h"
 #include "cc/kernels/status.h"
+#include "cc/kernels/thread_parallel_for.h"
 
 namespace deepctr_ops {
 namespace bindings {
@@ -23,23 +25,6 @@ namespace bindings {
 // CPU threads: `threads`, or every hardware thread when it is 0 or less.
 inline int ResolveThreads(int threads) {
   return threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-}
-
-// Binds the kernels' threading seam to `threads` plain std::threads.
-inline kernels::ParallelFor ThreadedFor(int threads) {
-  return [threads](int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t n = std::min<int64_t>(std::max(threads, 1), total);
-    if (n <= 1) {
-      kernels::SerialFor(total, 0, fn);
-      return;
-    }
-    std::vector<std::thread> pool;
-    const int64_t chunk = (total + n - 1) / n;
-    for (int64_t begin = 0; begin < total; begin += chunk) {
-      pool.emplace_back(fn, begin, std::min(total, begin + chunk));
-    }
-    for (auto& t : pool) t.join();
-  };
 }
 
 inline void ThrowIfError(const kernels::Status& s) {

@@ -146,8 +146,8 @@ py::tuple Forward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index>
         return kernels::DynamicGruForwardEmulated(sd, fd, in.threads > 0 ? in.threads : 128);
       }));
     } else {
-      ThrowIfError(
-          kernels::DynamicGruForwardCpu(s, f, ThreadedFor(ResolveThreads(in.threads)), nd));
+      ThrowIfError(kernels::DynamicGruForwardCpu(
+          s, f, kernels::ThreadsParallelFor(ResolveThreads(in.threads)), nd));
     }
   }
   return py::make_tuple(outputs, final_state, gates, ms);
@@ -201,8 +201,8 @@ py::tuple Backward(const Inputs& in, const Arrays<T>& a, const py::array_t<Index
         return kernels::DynamicGruBackwardEmulated(sd, bd, in.threads > 0 ? in.threads : 128);
       }));
     } else {
-      ThrowIfError(
-          kernels::DynamicGruBackwardCpu(s, b, ThreadedFor(ResolveThreads(in.threads)), nd));
+      ThrowIfError(kernels::DynamicGruBackwardCpu(
+          s, b, kernels::ThreadsParallelFor(ResolveThreads(in.threads)), nd));
     }
   }
   return py::make_tuple(gx, gatt, gwg, gbg, gwc, gbc, ms);

@@ -126,8 +126,9 @@ double RunForward(const Request& req, const EmbeddingRows<Index, Id>& rows, T* o
   double ms = 0.0;
   py::gil_scoped_release release;
   if (req.device == Device::kCpu) {
-    ThrowIfError(kernels::EmbeddingPoolForwardCpu(rows, req.mode, table, weights, output, argmax,
-                                                  ThreadedFor(ResolveThreads(req.threads))));
+    ThrowIfError(kernels::EmbeddingPoolForwardCpu(
+        rows, req.mode, table, weights, output, argmax,
+        kernels::ThreadsParallelFor(ResolveThreads(req.threads))));
   } else if (req.device == Device::kEmulated) {
     EmbeddingRows<Index, Id> emulated = rows;
     const std::vector<Index> splits = MonotoneSplits(rows.rows);
@@ -218,7 +219,7 @@ py::tuple Backward(const Request& req) {
   EmbeddingRows<Index, Id> run_rows = rows;
   const std::vector<Index> splits = emulated ? MonotoneSplits(rows.rows) : std::vector<Index>();
   if (!splits.empty()) run_rows.rows.row_splits = splits.data();
-  const kernels::ParallelFor pf = ThreadedFor(ResolveThreads(req.threads));
+  const kernels::ParallelFor pf = kernels::ThreadsParallelFor(ResolveThreads(req.threads));
   std::vector<int64_t> offsets(static_cast<size_t>(batch + 1));
   std::memset(offsets.data(), kOffsetsSentinelByte, offsets.size() * sizeof(int64_t));
   {

@@ -116,7 +116,7 @@ py::tuple Run(const Request& req, const py::array& values, const py::array& row_
 #endif
       return;
     }
-    const kernels::ParallelFor pf = ThreadedFor(req.threads);
+    const kernels::ParallelFor pf = kernels::ThreadsParallelFor(req.threads);
     ThrowIfError(grad_in != nullptr
                      ? kernels::SequencePoolBackwardCpu(rows, req.mode, in, argmax, grad_in,
                                                         out, pf)
@@ -219,7 +219,7 @@ py::tuple RunAttention(const AttentionRequest& req, const py::array& scores,
   const kernels::AttentionSoftmaxShape& shape = req.shape;
   const std::vector<py::ssize_t> dims(scores.shape(), scores.shape() + 3);
   const bool* valid = static_cast<const bool*>(key_valid.data());
-  const kernels::ParallelFor pf = ThreadedFor(req.threads);
+  const kernels::ParallelFor pf = kernels::ThreadsParallelFor(req.threads);
   const T* input = static_cast<const T*>(scores.data());
   const T* probs_ptr = nullptr;
   py::array grad_array, probs_array;

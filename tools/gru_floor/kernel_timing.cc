@@ -13,7 +13,6 @@
 // with the per-valid-step FLOPs of fwd+bwd. `peak`: a register-only FMA loop.
 // Each prints one line of `key=value` fields.
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -21,42 +20,15 @@
 #include <functional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cc/kernels/dynamic_gru.h"
+#include "cc/kernels/thread_parallel_for.h"
 #include "tools/gru_floor/gemm_timing.h"
 
 namespace {
 
 namespace k = deepctr_ops::kernels;
-
-// The TF adapter's scheduling (CpuParallelFor) on `threads` std::threads.
-k::ParallelFor ThreadsFor(int threads) {
-  return [threads](int64_t total, int64_t cost_per_unit,
-                   const std::function<void(int64_t, int64_t)>& fn) {
-    if (total <= 0) return;
-    if (threads <= 1 || total * cost_per_unit < 50000) {
-      fn(0, total);
-      return;
-    }
-    // threads * 64 equal blocks as in cc/ops/kernel_adapter.h, handed out in
-    // index order. Threads start per call here (tens of microseconds that
-    // TF's persistent pool does not pay: small calls read a little slow).
-    const int64_t blocks = std::min<int64_t>(total, threads * 64);
-    const int64_t block = (total + blocks - 1) / blocks;
-    std::atomic<int64_t> next{0};
-    auto work = [&] {
-      for (int64_t b = next.fetch_add(block); b < total; b = next.fetch_add(block)) {
-        fn(b, std::min(total, b + block));
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (std::thread& t : pool) t.join();
-  };
-}
 
 double Seconds(const std::function<void()>& fn) {
   const auto start = std::chrono::steady_clock::now();
@@ -129,7 +101,8 @@ int TimeKernels(int64_t batch, int64_t time, int64_t input, int threads, const s
   bwd.grad_wc = grad_wc.data();
   bwd.grad_bc = grad_bc.data();
 
-  const k::ParallelFor parallel_for = ThreadsFor(threads);
+  // As TF runs them: small calls (the weight-gradient sums) inline.
+  const k::ParallelFor parallel_for = k::ThreadsParallelFor(threads, k::kInlineWork);
   double best_fwd = 1e30, best_bwd = 1e30;
   for (int r = 0; r < reps; ++r) {
     k::Status status = k::Status::Ok();
