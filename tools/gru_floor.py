@@ -34,6 +34,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Per measurement: its numeric fields, and `isa` (the GEMM build) for gemm/peak.
+Measured = dict[str, dict[str, float | str]]
 KERNEL_SOURCES = ("cc/kernels/dynamic_gru.cc", "cc/kernels/dynamic_gru_avx2.cc",
                   "cc/kernels/dynamic_gru_avx512.cc")
 
@@ -73,7 +75,7 @@ def run(binary: Path, *args: object) -> dict[str, str]:
     return dict(field.split("=", 1) for field in out.split())
 
 
-def measure(binary: Path, threads: int, cell: str, rounds: int) -> dict[str, dict[str, float]]:
+def measure(binary: Path, threads: int, cell: str, rounds: int) -> Measured:
     """Medians over `rounds` interleaved rounds of every measurement."""
     kernel_cases = {
         "big": (1024, 100, 64, threads, cell, 5),
@@ -86,16 +88,16 @@ def measure(binary: Path, threads: int, cell: str, rounds: int) -> dict[str, dic
             samples.setdefault(name, []).append(run(binary, "kernels", *args))
         samples.setdefault("gemm", []).append(run(binary, "gemm", 64, 64, 2000))
         samples.setdefault("peak", []).append(run(binary, "peak", 3))
-    result = {}
+    result: Measured = {}
     for name, runs in samples.items():
         keys = [k for k in runs[0] if k != "isa"]
         result[name] = {k: statistics.median(float(r[k]) for r in runs) for k in keys}
         if "isa" in runs[0]:
-            result[name]["isa"] = runs[0]["isa"]  # type: ignore[assignment]
+            result[name]["isa"] = runs[0]["isa"]
     return result
 
 
-def bounds(m: dict[str, dict[str, float]], threads: int) -> list[tuple[str, float, str]]:
+def bounds(m: Measured, threads: int) -> list[tuple[str, float, str]]:
     """(what, ms for the big call on `threads` threads, how) lines, floor first."""
     big = m["big"]
     fwd_gflop, bwd_gflop = big["fwd_gflop"], big["bwd_gflop"]
@@ -127,7 +129,7 @@ def bounds(m: dict[str, dict[str, float]], threads: int) -> list[tuple[str, floa
     return lines
 
 
-def report(m: dict[str, dict[str, float]], threads: int, cell: str,
+def report(m: Measured, threads: int, cell: str,
            target_ms: float | None) -> str:
     big = m["big"]
     out = [f"{cell} B1024 T100 E64 (u = 64), lengths ~ U[0, T]: "

@@ -24,10 +24,14 @@ def _load_tool():
 gru_floor = _load_tool()
 
 
-@pytest.fixture(scope="module")
-def binary(tmp_path_factory):
+def _require_compiler():
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed (the package build needs it too)")
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory):
+    _require_compiler()
     return gru_floor.build(tmp_path_factory.mktemp("gru_floor"))
 
 
@@ -91,8 +95,7 @@ def test_bounds_are_the_big_calls_flops_at_each_measured_rate():
 
 
 def test_build_only_keeps_the_binary_in_the_build_dir(tmp_path, capsys):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed (the package build needs it too)")
+    _require_compiler()
     assert gru_floor.main(["--build-dir", str(tmp_path / "out"), "--build-only"]) == 0
     binary = Path(capsys.readouterr().out.strip())
     assert binary == tmp_path / "out" / "kernel_timing" and binary.is_file()
